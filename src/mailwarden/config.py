@@ -50,9 +50,7 @@ __all__ = [
 MiB = 1024 * 1024
 
 
-def setting(
-    default: Any, doc: str, *, min: float | None = None, max: float | None = None
-) -> Any:
+def setting(default: Any, doc: str, *, min: float | None = None, max: float | None = None) -> Any:
     """Declare a configuration field with its default, documentation and bounds."""
     meta = {"doc": doc, "min": min, "max": max}
     if isinstance(default, list | dict):
@@ -222,8 +220,10 @@ class Config:
     @property
     def sqlite_path(self) -> Path:
         """The store's SQLite file."""
-        return Path(self.store.sqlite_path) if self.store.sqlite_path else (
-            self.data_path / "mailwarden.db"
+        return (
+            Path(self.store.sqlite_path)
+            if self.store.sqlite_path
+            else (self.data_path / "mailwarden.db")
         )
 
     @property
@@ -244,8 +244,8 @@ class Config:
     @property
     def status_db_path(self) -> Path:
         """The status page's database file."""
-        return Path(self.status.database) if self.status.database else (
-            self.data_path / "status.db"
+        return (
+            Path(self.status.database) if self.status.database else (self.data_path / "status.db")
         )
 
 
@@ -295,6 +295,7 @@ def load_config(
     config = _build(Config, raw, "", problems)
     if problems:
         raise ConfigError(problems)
+    assert isinstance(config, Config)
     return config
 
 
@@ -334,9 +335,8 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _is_section(f: dataclasses.Field[Any]) -> bool:
-    return dataclasses.is_dataclass(f.type) or (
-        isinstance(f.type, str) and f.type.endswith("Config")
-    )
+    hint = typing.get_type_hints(Config)[f.name]
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
 def _build(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
@@ -354,7 +354,7 @@ def _build(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
             continue
         key = f"{prefix}{f.name}"
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, raw[f.name], key + ".", problems)
             continue
         checked = _check_value(key, hint, raw[f.name], f.metadata, problems)
@@ -369,7 +369,7 @@ def _check_value(
     expected: type[Any] = hint if isinstance(hint, type) else str
     if isinstance(hint, types.GenericAlias):
         expected = typing.get_origin(hint) or list
-    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
         problems.append(f"{key}: expected {expected.__name__}, got {type(value).__name__}")
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -396,7 +396,8 @@ def sample_config() -> str:
     ]
     sections: list[tuple[str, Any]] = []
     for f in dataclasses.fields(Config):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        factory = f.default_factory
+        default = factory() if factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
             sections.append((f.name, default))
         else:

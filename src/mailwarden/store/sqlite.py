@@ -1,0 +1,441 @@
+"""The SQLite implementation of :class:`mailwarden.store.base.Store` (the default).
+
+Writes go through :class:`~.sqlite_db.Database` (one writer thread, group
+commit); the SQL itself lives in :mod:`.sqlite_admin` and :mod:`.sqlite_mail`.
+Appends parse the message and fsync its blob on a worker thread *before*
+entering the write queue, so the writer thread only runs short transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from mailwarden.mail.address import Address
+from mailwarden.mail.facts import MessageFacts, compute_facts
+from mailwarden.store import sqlite_admin as admin
+from mailwarden.store import sqlite_mail as mail
+from mailwarden.store.base import (
+    DEFAULT_FOLDERS,
+    Account,
+    AccountId,
+    AccountStatus,
+    Alias,
+    AppendResult,
+    ChangeHub,
+    CopyResult,
+    Domain,
+    FlagMode,
+    FlagUpdate,
+    Folder,
+    FolderId,
+    FolderStatus,
+    MessageEntry,
+    MessageSummary,
+    NotFound,
+    QueuedMessage,
+    QuotaExceeded,
+    QuotaUsage,
+    Resolution,
+    SpecialUse,
+    StoreUnavailable,
+)
+from mailwarden.store.blobs import BlobStore
+from mailwarden.store.sqlite_db import Database, Effects
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Blob files younger than this are never taken for orphans (a write in flight).
+ORPHAN_AGE = 3600.0
+
+
+class SqliteStore:
+    """Mail store on one SQLite file (WAL) plus a directory of blob files."""
+
+    def __init__(self, db: Database, blobs: BlobStore, changes: ChangeHub) -> None:
+        self._db = db
+        self._blobs = blobs
+        self.changes = changes
+
+    @classmethod
+    async def open(
+        cls, path: Path, blob_dir: Path, *, readers: int = 4, changes: ChangeHub | None = None
+    ) -> SqliteStore:
+        """Open (creating and migrating as needed) a store."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hub = changes or ChangeHub()
+        blobs = BlobStore(blob_dir)
+
+        def on_commit(effects: Effects) -> None:
+            if effects.delete_blobs:
+                blobs.delete(effects.delete_blobs)
+            if effects.changes:
+                hub.publish(effects.changes)
+
+        db = await asyncio.to_thread(Database, path, readers, on_commit)
+        store = cls(db, blobs, hub)
+        await store._remove_orphans()
+        return store
+
+    async def close(self) -> None:
+        """Finish pending writes and close the database."""
+        await self._db.close()
+
+    async def _remove_orphans(self) -> None:
+        """Delete blob files that no message row references (crash leftovers)."""
+        candidates = await asyncio.to_thread(self._blobs.files_older_than, ORPHAN_AGE)
+        if not candidates:
+            return
+
+        def referenced(conn: sqlite3.Connection) -> set[str]:
+            return {str(r[0]) for r in conn.execute("SELECT blob FROM messages")}
+
+        known = await self._db.read(referenced)
+        orphans = [path for path in candidates if path.name not in known]
+        if orphans:
+            log.info("store: removing %d orphaned blob file(s)", len(orphans))
+            await asyncio.to_thread(self._blobs.remove_files, orphans)
+
+    # --- admin ------------------------------------------------------------
+
+    async def add_domain(self, name: str, alias_of: str | None = None) -> Domain:
+        return await self._db.write(lambda c, fx: admin.add_domain(c, fx, name, alias_of))
+
+    async def list_domains(self) -> list[Domain]:
+        return await self._db.read(admin.list_domains)
+
+    async def get_domain(self, name: str) -> Domain:
+        return await self._db.read(lambda c: admin.get_domain(c, name))
+
+    async def remove_domain(self, name: str, *, force: bool = False) -> None:
+        await self._db.write(lambda c, fx: admin.remove_domain(c, fx, name, force))
+
+    async def add_account(
+        self,
+        address: Address,
+        password_hash: str,
+        *,
+        display_name: str = "",
+        quota_bytes: int = 0,
+        quota_messages: int = 0,
+    ) -> Account:
+        def op(conn: sqlite3.Connection, fx: Effects) -> Account:
+            first = mail.next_uidvalidity(conn, len(DEFAULT_FOLDERS))
+            return admin.add_account(
+                conn,
+                fx,
+                address,
+                password_hash,
+                display_name,
+                quota_bytes,
+                quota_messages,
+                first,
+            )
+
+        return await self._db.write(op)
+
+    async def find_account(self, address: str) -> Account | None:
+        return await self._db.read(lambda c: admin.find_account(c, address))
+
+    async def get_account(self, account: AccountId) -> Account:
+        return await self._db.read(lambda c: admin.get_account(c, account))
+
+    async def list_accounts(self, domain: str | None = None) -> list[Account]:
+        return await self._db.read(lambda c: admin.list_accounts(c, domain))
+
+    async def _update_account(self, account: AccountId, sql: str, *args: object) -> Account:
+        def op(conn: sqlite3.Connection, _fx: Effects) -> Account:
+            admin.get_account(conn, account)
+            conn.execute(sql, (*args, account))
+            return admin.get_account(conn, account)
+
+        return await self._db.write(op)
+
+    async def set_password_hash(self, account: AccountId, password_hash: str) -> Account:
+        return await self._update_account(
+            account,
+            "UPDATE accounts SET password_hash = ?, credential_version = credential_version + 1"
+            " WHERE id = ?",
+            password_hash,
+        )
+
+    async def set_quota(
+        self, account: AccountId, *, quota_bytes: int, quota_messages: int
+    ) -> Account:
+        return await self._update_account(
+            account,
+            "UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE id = ?",
+            quota_bytes,
+            quota_messages,
+        )
+
+    async def set_status(self, account: AccountId, status: AccountStatus) -> Account:
+        return await self._update_account(
+            account, "UPDATE accounts SET status = ? WHERE id = ?", status.value
+        )
+
+    async def set_display_name(self, account: AccountId, display_name: str) -> Account:
+        return await self._update_account(
+            account, "UPDATE accounts SET display_name = ? WHERE id = ?", display_name
+        )
+
+    async def remove_account(self, account: AccountId) -> None:
+        await self._db.write(lambda c, fx: admin.delete_account(c, fx, account))
+
+    async def add_alias(self, source: str, targets: Sequence[str]) -> Alias:
+        return await self._db.write(lambda c, fx: admin.add_alias(c, fx, source, targets))
+
+    async def list_aliases(self, domain: str | None = None) -> list[Alias]:
+        return await self._db.read(lambda c: admin.list_aliases(c, domain))
+
+    async def remove_alias(self, source: str) -> None:
+        await self._db.write(lambda c, fx: admin.remove_alias(c, fx, source))
+
+    async def resolve_recipient(self, address: Address) -> Resolution:
+        return await self._db.read(lambda c: admin.resolve_recipient(c, address))
+
+    async def addresses_of(self, account: AccountId) -> list[str]:
+        return await self._db.read(lambda c: admin.addresses_of(c, account))
+
+    async def enqueue_outbound(
+        self,
+        account: AccountId | None,
+        mail_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        dsn: str = "{}",
+    ) -> QueuedMessage:
+        blob, sha, facts = await asyncio.to_thread(self._prepare, raw)
+
+        def op(conn: sqlite3.Connection, _fx: Effects) -> QueuedMessage:
+            message_id = mail.insert_message(conn, blob, sha, facts, refs=1)
+            now = int(time.time())
+            cur = conn.execute(
+                "INSERT INTO outbound_queue (account_id, mail_from, recipients, message_id, size,"
+                " dsn, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (account, mail_from, "\n".join(recipients), message_id, len(raw), dsn, now, now),
+            )
+            row = conn.execute(
+                f"SELECT {admin.QUEUE_COLUMNS} FROM outbound_queue WHERE id = ?",
+                (cur.lastrowid,),
+            ).fetchone()
+            return admin.queued_from_row(row)
+
+        return await self._write_with_blob(op, blob)
+
+    async def list_queue(self) -> list[QueuedMessage]:
+        return await self._db.read(admin.list_queue)
+
+    async def get_queued(self, queue_id: int) -> tuple[QueuedMessage, bytes]:
+        def op(conn: sqlite3.Connection) -> tuple[QueuedMessage, str]:
+            row = conn.execute(
+                f"SELECT {admin.QUEUE_COLUMNS} FROM outbound_queue WHERE id = ?",
+                (queue_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no queued message {queue_id}")
+            blob = conn.execute(
+                "SELECT m.blob FROM outbound_queue q JOIN messages m ON m.id = q.message_id"
+                " WHERE q.id = ?",
+                (queue_id,),
+            ).fetchone()[0]
+            return admin.queued_from_row(row), str(blob)
+
+        queued, blob = await self._db.read(op)
+        return queued, await asyncio.to_thread(self._blobs.read, blob)
+
+    async def remove_queued(self, queue_id: int) -> None:
+        def op(conn: sqlite3.Connection, fx: Effects) -> None:
+            row = conn.execute(
+                "DELETE FROM outbound_queue WHERE id = ? RETURNING message_id", (queue_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no queued message {queue_id}")
+            admin.release_messages(conn, fx, {int(row[0]): 1})
+
+        await self._db.write(op)
+
+    # --- mail --------------------------------------------------------------
+
+    async def list_folders(self, account: AccountId) -> list[Folder]:
+        return await self._db.read(lambda c: mail.list_folders(c, account))
+
+    async def get_folder(self, account: AccountId, name: str) -> Folder:
+        return await self._db.read(lambda c: mail.get_folder(c, account, name))
+
+    async def create_folder(
+        self, account: AccountId, name: str, special_use: SpecialUse | None = None
+    ) -> Folder:
+        return await self._db.write(
+            lambda c, fx: mail.create_folder(c, fx, account, name, special_use)
+        )
+
+    async def delete_folder(self, account: AccountId, name: str) -> None:
+        await self._db.write(lambda c, fx: mail.delete_folder(c, fx, account, name))
+
+    async def rename_folder(self, account: AccountId, old: str, new: str) -> Folder:
+        return await self._db.write(lambda c, fx: mail.rename_folder(c, fx, account, old, new))
+
+    async def set_subscribed(self, account: AccountId, name: str, subscribed: bool) -> None:
+        await self._db.write(lambda c, fx: mail.set_subscribed(c, fx, account, name, subscribed))
+
+    async def folder_status(self, account: AccountId, name: str) -> FolderStatus:
+        return await self._db.read(lambda c: mail.folder_status(c, account, name))
+
+    async def quota(self, account: AccountId) -> QuotaUsage:
+        return await self._db.read(lambda c: mail.quota(c, account))
+
+    def _prepare(self, raw: bytes) -> tuple[str, str, MessageFacts]:
+        """Parse a message and write its blob durably (runs on a worker thread)."""
+        facts = compute_facts(raw)
+        sha = hashlib.sha256(raw).hexdigest()
+        try:
+            blob = self._blobs.write(raw)
+        except OSError as exc:
+            log.error("store: cannot write a blob: %s", exc)
+            raise StoreUnavailable("the store cannot save messages right now") from None
+        return blob, sha, facts
+
+    async def _write_with_blob(
+        self, op: Callable[[sqlite3.Connection, Effects], T], blob: str
+    ) -> T:
+        try:
+            return await self._db.write(op)
+        except BaseException:
+            await asyncio.to_thread(self._blobs.delete, [blob])
+            raise
+
+    async def append(
+        self,
+        account: AccountId,
+        folder: str,
+        raw: bytes,
+        *,
+        flags: Iterable[str] = (),
+        internal_date: int | None = None,
+    ) -> AppendResult:
+        flag_list = list(flags)
+        date = int(time.time()) if internal_date is None else internal_date
+        # Cheap checks first, so a refused append costs no parse and no fsync.
+        await self.get_folder(account, folder)
+        if not (await self.quota(account)).allows(len(raw)):
+            raise QuotaExceeded("the mailbox is over its quota")
+        blob, sha, facts = await asyncio.to_thread(self._prepare, raw)
+
+        def op(conn: sqlite3.Connection, fx: Effects) -> AppendResult:
+            target = mail.get_folder(conn, account, folder)
+            message_id = mail.insert_message(conn, blob, sha, facts, refs=1)
+            return mail.add_entry(conn, fx, account, target, message_id, len(raw), flag_list, date)
+
+        return await self._write_with_blob(op, blob)
+
+    async def deliver(
+        self, accounts: Sequence[AccountId], raw: bytes, *, folder: str = "INBOX"
+    ) -> dict[AccountId, AppendResult]:
+        targets = list(dict.fromkeys(accounts))
+        if not targets:
+            return {}
+        blob, sha, facts = await asyncio.to_thread(self._prepare, raw)
+        now = int(time.time())
+
+        def op(conn: sqlite3.Connection, fx: Effects) -> dict[AccountId, AppendResult]:
+            message_id = mail.insert_message(conn, blob, sha, facts, refs=0)
+            results: dict[AccountId, AppendResult] = {}
+            for account in targets:
+                try:
+                    target = mail.get_folder(conn, account, folder)
+                    results[account] = mail.add_entry(
+                        conn, fx, account, target, message_id, len(raw), (), now
+                    )
+                except (QuotaExceeded, NotFound):
+                    continue
+            if not results:
+                conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                fx.delete_blobs.append(blob)
+            else:
+                conn.execute(
+                    "UPDATE messages SET refs = ? WHERE id = ?", (len(results), message_id)
+                )
+            return results
+
+        return await self._write_with_blob(op, blob)
+
+    async def list_entries(self, account: AccountId, folder_id: FolderId) -> list[MessageEntry]:
+        return await self._db.read(lambda c: mail.list_entries(c, account, folder_id))
+
+    async def changes_since(
+        self, account: AccountId, folder_id: FolderId, modseq: int
+    ) -> tuple[list[MessageEntry], list[int]]:
+        return await self._db.read(lambda c: mail.changes_since(c, account, folder_id, modseq))
+
+    async def get_facts(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+    ) -> dict[int, MessageFacts]:
+        return await self._db.read(lambda c: mail.facts_rows(c, account, folder_id, uids))
+
+    async def read_message(self, account: AccountId, folder_id: FolderId, uid: int) -> bytes:
+        blob = await self._db.read(lambda c: mail.blob_of(c, account, folder_id, uid))
+        try:
+            return await asyncio.to_thread(self._blobs.read, blob)
+        except FileNotFoundError:
+            log.error("store: blob %s of a committed message is missing", blob)
+            raise StoreUnavailable("the message cannot be read right now") from None
+
+    async def store_flags(
+        self,
+        account: AccountId,
+        folder_id: FolderId,
+        uids: Sequence[int],
+        flags: Iterable[str],
+        mode: FlagMode,
+        *,
+        unchanged_since: int | None = None,
+    ) -> FlagUpdate:
+        flag_list = list(flags)
+        return await self._db.write(
+            lambda c, fx: mail.store_flags(
+                c, fx, account, folder_id, uids, flag_list, mode, unchanged_since
+            )
+        )
+
+    async def copy(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int], dest: str
+    ) -> CopyResult:
+        return await self._db.write(
+            lambda c, fx: mail.copy(c, fx, account, folder_id, uids, dest, remove=False)
+        )
+
+    async def move(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int], dest: str
+    ) -> CopyResult:
+        return await self._db.write(
+            lambda c, fx: mail.copy(c, fx, account, folder_id, uids, dest, remove=True)
+        )
+
+    async def expunge(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int] | None = None
+    ) -> list[int]:
+        return await self._db.write(lambda c, fx: mail.expunge(c, fx, account, folder_id, uids))
+
+    async def list_summaries(
+        self,
+        account: AccountId,
+        folder_id: FolderId,
+        *,
+        sort: str = "date",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[MessageSummary]]:
+        return await self._db.read(
+            lambda c: mail.list_summaries(c, account, folder_id, sort, descending, offset, limit)
+        )
