@@ -1,1 +1,1 @@
-"""web"""
+"""Web apps: webmail, admin API, metrics and the status page (ASGI)."""

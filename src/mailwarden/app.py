@@ -1,0 +1,180 @@
+"""The composition root: builds every part from the configuration and runs the node.
+
+This is the only place that knows how the parts fit together.  It opens the
+store, makes the auth service, the TLS context and the protocol listeners, the
+web app and (unless told not to) the status page, then runs until SIGINT or
+SIGTERM, when it stops accepting, lets open sessions finish briefly, and
+closes the store so every committed write is on disk.
+
+Protocol servers plug in through one function each, ``make_listeners(ctx,
+config) -> list[Listener]``, found by module name so the node runs with
+whatever services exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailwarden.admin import ops
+from mailwarden.auth.passwords import PasswordHasher, VerifyPool
+from mailwarden.auth.service import AuthService
+from mailwarden.config import Config
+from mailwarden.logs import setup_logging
+from mailwarden.servers.context import ServerContext
+from mailwarden.servers.listener import Listener, server_tls_context
+from mailwarden.store.base import Store
+
+__all__ = ["Node", "serve"]
+
+log = logging.getLogger(__name__)
+
+# Modules providing ``make_listeners(ctx, config)``, in start order.
+PROTOCOL_MODULES = (
+    "mailwarden.servers.smtp",
+    "mailwarden.servers.imap",
+    "mailwarden.servers.pop3",
+)
+
+
+@dataclass
+class Node:
+    """A running Mailwarden node: its store, auth service, listeners and web servers."""
+
+    config: Config
+    store: Store
+    auth: AuthService
+    context: ServerContext
+    listeners: list[Listener] = field(default_factory=list)
+    web_servers: list[Any] = field(default_factory=list)
+    draining: bool = False
+
+    @classmethod
+    async def start(cls, config: Config, *, with_status: bool = True) -> Node:
+        """Open the store and start every enabled service."""
+        store = await ops.open_store(config)
+        hasher = await asyncio.to_thread(PasswordHasher, ops.hash_params(config))
+        pool = VerifyPool(config.auth.verify_workers, config.auth.max_pending)
+        auth = AuthService(store, hasher, pool)
+        tls = server_tls_context(str(config.cert_path), str(config.key_path))
+        node_ref: list[Node] = []
+        context = ServerContext(
+            store=store,
+            auth=auth,
+            tls=tls,
+            hostname=config.hostname,
+            is_draining=lambda: bool(node_ref and node_ref[0].draining),
+        )
+        node = cls(config, store, auth, context)
+        node_ref.append(node)
+        try:
+            for name in PROTOCOL_MODULES:
+                make = _optional(name, "make_listeners")
+                if make is not None:
+                    node.listeners += make(context, config)
+            for listener in node.listeners:
+                await listener.start()
+            await node._start_web(with_status)
+        except BaseException:
+            await node.stop()
+            raise
+        return node
+
+    async def _start_web(self, with_status: bool) -> None:
+        import uvicorn
+
+        apps: list[tuple[str, Any, int]] = []
+        if self.config.web.enabled:
+            make_web = _optional("mailwarden.web.app", "make_app")
+            if make_web is not None:
+                apps.append(("web", make_web(self), self.config.web.port))
+        if with_status and self.config.status.enabled:
+            make_status = _optional("mailwarden.web.status.app", "make_app")
+            if make_status is not None:
+                status_app = make_status(self.config.status_db_path)
+                apps.append(("status", status_app, self.config.status.port))
+        for name, app, port in apps:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host=self.config.listen,
+                    port=port,
+                    log_level="warning",
+                    lifespan="on",
+                    access_log=False,
+                )
+            )
+            task = asyncio.create_task(server.serve(), name=f"uvicorn-{name}")
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError(f"the {name} server did not start on port {port}")
+                await asyncio.sleep(0.02)
+            log.info("%s listening on http://%s:%d/", name, self.config.listen, port)
+            self.web_servers.append((server, task))
+
+    async def stop(self) -> None:
+        """Stop accepting, let sessions finish briefly, close the store."""
+        for server, _ in self.web_servers:
+            server.should_exit = True
+        await asyncio.gather(*(listener.stop() for listener in self.listeners))
+        for _, task in self.web_servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+        self.auth.pool.shutdown()
+        await self.store.close()
+
+
+def _optional(module: str, attribute: str) -> Callable[..., Any] | None:
+    """``module.attribute`` if the module exists (services not built yet are skipped)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    found = getattr(mod, attribute, None)
+    return found if callable(found) else None
+
+
+async def run_node(config: Config, *, with_status: bool = True) -> None:
+    """Initialise if needed, start the node and run until SIGINT/SIGTERM."""
+    result = await ops.init_data_dir(config)
+    if result.created:
+        from mailwarden.admin.cli import print_demo_credentials
+
+        print_demo_credentials(result.demo_password or "")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    node = await Node.start(config, with_status=with_status)
+    ports = ", ".join(f"{lst.handler.name} {lst.port}" for lst in node.listeners)
+    print(
+        f"Mailwarden is running on {config.listen}: {ports or 'no protocol services'}", flush=True
+    )
+    for server, _ in node.web_servers:
+        print(f"  http://{config.listen}:{server.config.port}/", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    await stop.wait()
+    print("stopping...", flush=True)
+    await node.stop()
+
+
+def serve(config: Config, *, with_status: bool = True) -> int:
+    """Run the node in the foreground; returns the exit code."""
+    setup_logging(config.log.level, config.log.format)
+    try:
+        import uvloop
+
+        runner: Callable[..., Any] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(run_node(config, with_status=with_status))
+    return 0
