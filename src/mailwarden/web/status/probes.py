@@ -1,0 +1,512 @@
+"""End-to-end probes: the status service logs in like a customer would.
+
+The status service may run on another host, so it knows the cluster only as a
+client does.  Each probe does one thing a user does, with a timeout:
+
+- ``ImapLoginProbe`` / ``Pop3LoginProbe``: connect (optionally STARTTLS/STLS),
+  log in with the probe account, log out.
+- ``WebmailLoginProbe``: POST ``username`` and ``password`` to the webmail login
+  URL; a success is a 2xx or 3xx answer that sets a cookie (the webmail's
+  contract: a failed login answers 401 or sets no session cookie).
+- ``RoundTripProbe``: submit a message to the probe account through SMTP
+  submission, then poll its INBOX over IMAP until the message (found by a
+  unique ``X-Mailwarden-Probe`` header) arrives; the latency is the delivery
+  time.  The message is deleted afterwards.
+
+The blocking clients (imaplib, poplib, smtplib, http.client) run in threads
+with ``asyncio.to_thread``; timeouts are socket timeouts plus an overall
+``asyncio.timeout``.
+
+``ProbeMonitor`` turns results into component statuses with hysteresis, so a
+single lost packet does not paint the page red and one lucky login does not
+paint it green:
+
+- ``failures_for_outage`` consecutive failures → major outage;
+- ``slow_for_degraded`` consecutive slow successes → degraded performance;
+- ``successes_to_recover`` consecutive non-failures bring an outage back
+  (to degraded if the last was slow), and consecutive fast successes bring
+  degraded back to operational.
+
+While any component of a probe is under maintenance the probe is muted: the
+result is kept in the history (marked muted) but changes no state.  Every
+result is kept in ``probe_results``; ``prune`` trims old history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import http.client
+import imaplib
+import poplib
+import smtplib
+import ssl
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Protocol
+
+from mailwarden.web.status.components import Components
+from mailwarden.web.status.db import StatusDB
+from mailwarden.web.status.model import Clock, ComponentStatus, from_db, to_db, worst
+from mailwarden.web.status.settings import ProbeSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """Outcome of one probe run."""
+
+    ok: bool
+    latency_ms: int | None
+    detail: str = ""
+
+
+class Probe(Protocol):
+    """Something that checks a service like a client would."""
+
+    name: str
+    """Unique name, e.g. ``cluster-a/imap-login``."""
+    components: tuple[str, ...]
+    """Keys of the components this probe speaks for."""
+    slow_ms: int
+    """Latency above which a success counts as slow."""
+
+    async def run(self) -> ProbeResult:
+        """Run once; never raises for a service failure (returns ``ok=False``)."""
+
+
+class Verdict(enum.Enum):
+    """How one result counts."""
+
+    GOOD = "good"
+    SLOW = "slow"
+    FAIL = "fail"
+
+
+def _elapsed_ms(start: float, monotonic: Callable[[], float]) -> int:
+    return round((monotonic() - start) * 1000)
+
+
+class _BlockingProbe:
+    """Shared plumbing: run ``_check`` in a thread under a timeout and time it."""
+
+    def __init__(
+        self,
+        name: str,
+        components: tuple[str, ...],
+        settings: ProbeSettings,
+        slow_ms: int,
+        timeout: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.components = components
+        self.slow_ms = slow_ms
+        self._settings = settings
+        self._timeout = timeout
+        self._monotonic = monotonic
+
+    def _check(self) -> int | None:
+        """Do the blocking work; return a latency override in ms, or None to time it."""
+        raise NotImplementedError
+
+    async def run(self) -> ProbeResult:
+        start = self._monotonic()
+        try:
+            async with asyncio.timeout(self._timeout + 1):
+                measured = await asyncio.to_thread(self._check)
+        except TimeoutError:
+            return ProbeResult(False, None, "timed out")
+        except (OSError, EOFError, imaplib.IMAP4.error, poplib.error_proto) as exc:
+            return ProbeResult(False, None, _describe(exc))
+        except (smtplib.SMTPException, http.client.HTTPException, ProbeFailed) as exc:
+            return ProbeResult(False, None, _describe(exc))
+        latency = measured if measured is not None else _elapsed_ms(start, self._monotonic)
+        return ProbeResult(True, latency)
+
+
+class ProbeFailed(Exception):
+    """The service answered, but not as a working service does."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).replace("\r", " ").replace("\n", " ")
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+class ImapLoginProbe(_BlockingProbe):
+    """Log in over IMAP and out again."""
+
+    def __init__(self, settings: ProbeSettings, **kwargs: Callable[[], float]) -> None:
+        super().__init__(
+            f"{settings.cluster}/imap-login",
+            (f"{settings.cluster}-imap",),
+            settings,
+            settings.degraded_ms,
+            settings.timeout,
+            **kwargs,
+        )
+
+    def _check(self) -> int | None:
+        s = self._settings
+        with imaplib.IMAP4(s.host, s.imap_port, timeout=s.timeout) as imap:
+            if s.starttls:
+                imap.starttls(_tls_context())
+            imap.login(s.account, s.password)
+            imap.logout()
+        return None
+
+
+class Pop3LoginProbe(_BlockingProbe):
+    """Log in over POP3 and quit."""
+
+    def __init__(self, settings: ProbeSettings, **kwargs: Callable[[], float]) -> None:
+        super().__init__(
+            f"{settings.cluster}/pop3-login",
+            (f"{settings.cluster}-pop3",),
+            settings,
+            settings.degraded_ms,
+            settings.timeout,
+            **kwargs,
+        )
+
+    def _check(self) -> int | None:
+        s = self._settings
+        pop = poplib.POP3(s.host, s.pop3_port, timeout=s.timeout)
+        try:
+            if s.starttls:
+                pop.stls(_tls_context())
+            pop.user(s.account)
+            pop.pass_(s.password)
+        finally:
+            pop.quit()
+        return None
+
+
+class WebmailLoginProbe(_BlockingProbe):
+    """POST the webmail login form and expect a session cookie."""
+
+    def __init__(self, settings: ProbeSettings, **kwargs: Callable[[], float]) -> None:
+        super().__init__(
+            f"{settings.cluster}/webmail-login",
+            (f"{settings.cluster}-webmail",),
+            settings,
+            settings.degraded_ms,
+            settings.timeout,
+            **kwargs,
+        )
+
+    def _check(self) -> int | None:
+        s = self._settings
+        url = urllib.parse.urlsplit(s.webmail_url)
+        conn_class = (
+            http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_class(url.netloc, timeout=s.timeout)
+        try:
+            body = urllib.parse.urlencode({"username": s.account, "password": s.password})
+            conn.request(
+                "POST",
+                url.path or "/",
+                body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        if response.status >= 400 or not response.getheader("Set-Cookie"):
+            raise ProbeFailed(f"login answered HTTP {response.status}")
+        return None
+
+
+class RoundTripProbe(_BlockingProbe):
+    """Submit a message and wait for it in the INBOX; latency is delivery time."""
+
+    def __init__(
+        self,
+        settings: ProbeSettings,
+        *,
+        poll_every: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            f"{settings.cluster}/roundtrip",
+            (f"{settings.cluster}-smtp-submission", f"{settings.cluster}-smtp-inbound"),
+            settings,
+            settings.roundtrip_degraded_ms,
+            settings.roundtrip_timeout,
+            monotonic,
+        )
+        self._poll_every = poll_every
+        self._sleep = sleep
+
+    def _check(self) -> int | None:
+        s = self._settings
+        token = uuid.uuid4().hex
+        msg = EmailMessage()
+        msg["From"] = s.account
+        msg["To"] = s.account
+        msg["Subject"] = f"mailwarden status probe {token}"
+        msg["X-Mailwarden-Probe"] = token
+        msg.set_content("Round-trip probe of the status service. It is deleted on arrival.\n")
+        with smtplib.SMTP(s.host, s.submission_port, timeout=s.timeout) as smtp:
+            if s.starttls:
+                smtp.starttls(context=_tls_context())
+            smtp.login(s.account, s.password)
+            smtp.send_message(msg)
+        sent = self._monotonic()
+        deadline = sent + s.roundtrip_timeout
+        with imaplib.IMAP4(s.host, s.imap_port, timeout=s.timeout) as imap:
+            if s.starttls:
+                imap.starttls(_tls_context())
+            imap.login(s.account, s.password)
+            while True:
+                imap.select("INBOX")
+                _, data = imap.search(None, "HEADER", "X-Mailwarden-Probe", token)
+                found = data[0].split() if data and data[0] else []
+                if found:
+                    latency = _elapsed_ms(sent, self._monotonic)
+                    for num in found:
+                        imap.store(num.decode(), "+FLAGS", "\\Deleted")
+                    imap.expunge()
+                    imap.logout()
+                    return latency
+                if self._monotonic() >= deadline:
+                    raise ProbeFailed("probe message not delivered in time")
+                self._sleep(self._poll_every)
+
+
+def probes_for(settings: ProbeSettings) -> list[Probe]:
+    """The standard probes of one cluster."""
+    return [
+        ImapLoginProbe(settings),
+        Pop3LoginProbe(settings),
+        WebmailLoginProbe(settings),
+        RoundTripProbe(settings),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """Thresholds of the probe state machine."""
+
+    failures_for_outage: int = 3
+    slow_for_degraded: int = 3
+    successes_to_recover: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: ProbeSettings) -> Hysteresis:
+        """Thresholds from a cluster's probe settings."""
+        return cls(
+            settings.failures_for_outage, settings.slow_for_degraded, settings.successes_to_recover
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeState:
+    """Where one probe's state machine stands."""
+
+    status: ComponentStatus = ComponentStatus.OPERATIONAL
+    failures: int = 0
+    """Consecutive failures."""
+    slow: int = 0
+    """Consecutive slow successes."""
+    successes: int = 0
+    """Consecutive non-failures (slow ones included)."""
+    fast: int = 0
+    """Consecutive fast successes."""
+
+
+def step(state: ProbeState, verdict: Verdict, rules: Hysteresis) -> ProbeState:
+    """Advance the probe state machine by one result (pure; see the module docstring)."""
+    if verdict is Verdict.FAIL:
+        failures = state.failures + 1
+        status = state.status
+        if failures >= rules.failures_for_outage:
+            status = ComponentStatus.MAJOR_OUTAGE
+        return ProbeState(status, failures, 0, 0, 0)
+    successes = state.successes + 1
+    slow = state.slow + 1 if verdict is Verdict.SLOW else 0
+    fast = state.fast + 1 if verdict is Verdict.GOOD else 0
+    status = state.status
+    if status is ComponentStatus.MAJOR_OUTAGE:
+        if successes >= rules.successes_to_recover:
+            status = (
+                ComponentStatus.DEGRADED_PERFORMANCE
+                if verdict is Verdict.SLOW
+                else ComponentStatus.OPERATIONAL
+            )
+    elif status is ComponentStatus.DEGRADED_PERFORMANCE:
+        if fast >= rules.successes_to_recover:
+            status = ComponentStatus.OPERATIONAL
+    elif slow >= rules.slow_for_degraded:
+        status = ComponentStatus.DEGRADED_PERFORMANCE
+    return ProbeState(status, 0, slow, successes, fast)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One kept probe result."""
+
+    probe: str
+    at: datetime
+    ok: bool
+    latency_ms: int | None
+    detail: str
+    muted: bool
+
+
+class ProbeMonitor:
+    """Runs probes, keeps their history and sets components' probe status.
+
+    Args:
+        db: the status database.
+        clock: injected time source.
+        components: where verdicts go.
+        probes: with the hysteresis rules for each.
+        interval: how often ``run_due`` runs the probes.
+    """
+
+    def __init__(
+        self,
+        db: StatusDB,
+        clock: Clock,
+        components: Components,
+        probes: list[tuple[Probe, Hysteresis]],
+        interval: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._components = components
+        self._probes = probes
+        self._interval = interval
+        self._last_run: datetime | None = None
+
+    def state(self, probe: str) -> ProbeState:
+        """Current state of one probe's machine."""
+        row = self._db.one("SELECT * FROM probe_state WHERE probe = ?", (probe,))
+        if row is None:
+            return ProbeState()
+        return ProbeState(
+            ComponentStatus(row["status"]),
+            row["failures"],
+            row["slow"],
+            row["successes"],
+            row["fast"],
+        )
+
+    def record(
+        self, probe: Probe, result: ProbeResult, rules: Hysteresis, now: datetime | None = None
+    ) -> ProbeState:
+        """Keep a result and advance the probe's state (unless muted).
+
+        Returns:
+            The probe's state afterwards.
+        """
+        moment = now or self._clock()
+        maintained = self._components.under_maintenance()
+        keys = set(probe.components)
+        muted = any(c.id in maintained for c in self._components.all() if c.key in keys)
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO probe_results (probe, at, ok, latency_ms, detail, muted)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    probe.name,
+                    to_db(moment),
+                    int(result.ok),
+                    result.latency_ms,
+                    result.detail,
+                    int(muted),
+                ),
+            )
+            before = self.state(probe.name)
+            if muted:
+                return before
+            if not result.ok:
+                verdict = Verdict.FAIL
+            elif result.latency_ms is not None and result.latency_ms > probe.slow_ms:
+                verdict = Verdict.SLOW
+            else:
+                verdict = Verdict.GOOD
+            after = step(before, verdict, rules)
+            conn.execute(
+                "INSERT INTO probe_state (probe, status, failures, slow, successes, fast,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(probe) DO UPDATE SET"
+                " status = excluded.status, failures = excluded.failures, slow = excluded.slow,"
+                " successes = excluded.successes, fast = excluded.fast,"
+                " updated_at = excluded.updated_at",
+                (
+                    probe.name,
+                    after.status.value,
+                    after.failures,
+                    after.slow,
+                    after.successes,
+                    after.fast,
+                    to_db(moment),
+                ),
+            )
+            if after.status is not before.status:
+                self._apply(keys)
+        return after
+
+    def _apply(self, keys: set[str]) -> None:
+        """Set each component's probe status to the worst of its probes' states."""
+        for key in keys:
+            names = [p.name for p, _ in self._probes if key in p.components]
+            statuses = [self.state(name).status for name in names]
+            self._components.set_probe_status(key, worst(statuses))
+
+    async def run_all(self) -> dict[str, ProbeState]:
+        """Run every probe now (concurrently) and record the results."""
+        results = await asyncio.gather(*(probe.run() for probe, _ in self._probes))
+        now = self._clock()
+        return {
+            probe.name: self.record(probe, result, rules, now)
+            for (probe, rules), result in zip(self._probes, results, strict=True)
+        }
+
+    async def run_due(self) -> bool:
+        """Run the probes if the interval has passed; return whether they ran."""
+        now = self._clock()
+        if self._last_run is not None and now - self._last_run < self._interval:
+            return False
+        self._last_run = now
+        if self._probes:
+            await self.run_all()
+        return True
+
+    def history(self, probe: str | None = None, limit: int = 100) -> list[HistoryEntry]:
+        """Latest results, newest first."""
+        where, params = ("WHERE probe = ?", (probe, limit)) if probe else ("", (limit,))
+        rows = self._db.all(
+            f"SELECT * FROM probe_results {where} ORDER BY at DESC, id DESC LIMIT ?",  # noqa: S608
+            params,
+        )
+        return [
+            HistoryEntry(
+                r["probe"],
+                from_db(r["at"]),
+                bool(r["ok"]),
+                r["latency_ms"],
+                r["detail"],
+                bool(r["muted"]),
+            )
+            for r in rows
+        ]
+
+    def prune(self, older_than: timedelta = timedelta(days=90)) -> int:
+        """Delete history older than ``older_than``; return how many rows went."""
+        cutoff = to_db(self._clock() - older_than)
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM probe_results WHERE at < ?", (cutoff,)).rowcount

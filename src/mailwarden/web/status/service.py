@@ -1,0 +1,353 @@
+"""The status service: its parts wired together, the operations, and the tick.
+
+``StatusService.open`` is the composition root of the status app: it opens
+the database, runs migrations and connects incidents and maintenance to the
+notifier.  The operations (``open_incident``, ``schedule_maintenance`` ...) are
+what both the CLI and the admin pages call; each one writes the audit log, so
+the log is complete whichever door an operator used.
+
+``tick`` is everything the clock drives, in one call: maintenance transitions
+and reminders, drain calls for windows that started or ended, probes when
+their interval has passed, and the outbox.  The app runs it every
+``tick_interval``; tests call it with a hand-set clock and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from argon2 import PasswordHasher
+
+from mailwarden.web.status.api import PageInfo
+from mailwarden.web.status.components import Component, Components
+from mailwarden.web.status.db import StatusDB
+from mailwarden.web.status.drain import DrainClient, DrainRequest, HttpDrainClient
+from mailwarden.web.status.incidents import Incident, Incidents
+from mailwarden.web.status.maintenance import (
+    Maintenance,
+    MaintenanceEvent,
+    MaintenanceEventKind,
+    Maintenances,
+)
+from mailwarden.web.status.model import (
+    Clock,
+    ComponentStatus,
+    Impact,
+    IncidentStatus,
+    MaintenanceStatus,
+    system_clock,
+)
+from mailwarden.web.status.notify import DeliveryReport, MailSender, Notifier, WebhookPoster
+from mailwarden.web.status.probes import Hysteresis, Probe, ProbeMonitor, probes_for
+from mailwarden.web.status.settings import NodeSettings, StatusSettings
+from mailwarden.web.status.users import Audit, Users
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did."""
+
+    events: tuple[MaintenanceEvent, ...]
+    drain_calls: tuple[tuple[str, bool, bool], ...]
+    """(node URL, drain on?, acknowledged?) for each call made."""
+    probes_ran: bool
+    delivery: DeliveryReport
+
+
+@dataclass
+class StatusService:
+    """Every part of the status service, built by ``open``."""
+
+    settings: StatusSettings
+    db: StatusDB
+    clock: Clock
+    components: Components
+    incidents: Incidents
+    maintenances: Maintenances
+    notifier: Notifier
+    probes: ProbeMonitor
+    users: Users
+    audit: Audit
+    drain: DrainClient
+    _pending_drain: dict[tuple[str, int], bool] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        settings: StatusSettings,
+        *,
+        clock: Clock = system_clock,
+        database: str | None = None,
+        sender: MailSender | None = None,
+        poster: WebhookPoster | None = None,
+        drain: DrainClient | None = None,
+        probes: list[tuple[Probe, Hysteresis]] | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> StatusService:
+        """Open (and migrate) the database and wire the parts.
+
+        Args:
+            settings: the status settings.
+            clock: time source (tests pass a hand-set one).
+            database: override of ``settings.database`` (``":memory:"`` in tests).
+            sender: mail transport (default: the configured relay).
+            poster: webhook transport (default: urllib).
+            drain: drain client (default: HTTP to the nodes' admin API).
+            probes: probes with their rules (default: built from ``settings.probes``).
+            hasher: argon2 parameters (tests pass cheap ones).
+        """
+        db = StatusDB(database or settings.database)
+        db.migrate()
+        components = Components(db, clock)
+        notifier = Notifier(db, clock, settings, sender=sender, poster=poster)
+        incidents = Incidents(db, clock, components, (notifier,))
+        maintenances = Maintenances(
+            db,
+            clock,
+            components,
+            min_notice=settings.min_notice,
+            reminder_leads=settings.reminders,
+            listeners=(notifier,),
+        )
+        if probes is None:
+            probes = [
+                (probe, Hysteresis.from_settings(ps))
+                for ps in settings.probes
+                for probe in probes_for(ps)
+            ]
+        interval = min((ps.interval for ps in settings.probes), default=settings.tick_interval)
+        monitor = ProbeMonitor(db, clock, components, probes, interval)
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            components=components,
+            incidents=incidents,
+            maintenances=maintenances,
+            notifier=notifier,
+            probes=monitor,
+            users=Users(db, clock, hasher),
+            audit=Audit(db, clock),
+            drain=drain or HttpDrainClient(),
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def page_info(self) -> PageInfo:
+        """The page block of the JSON API."""
+        comps = self.components.all()
+        updated = max((c.updated_at for c in comps), default=self.clock())
+        return PageInfo(self.settings.page_name, self.settings.public_url, updated)
+
+    # -- operations (audited) --------------------------------------------------
+
+    def add_cluster(self, actor: str, cluster: str) -> list[Component]:
+        """Create the standard components of a cluster."""
+        made = self.components.add_cluster(cluster)
+        self.audit.record(actor, "component.add_cluster", cluster, ", ".join(c.key for c in made))
+        return made
+
+    def set_component(self, actor: str, key: str, status: ComponentStatus) -> Component:
+        """Set a component's operator status."""
+        comp, old = self.components.set_status(key, status)
+        self.audit.record(actor, "component.set", key, f"{old.value} -> {status.value}")
+        return comp
+
+    def open_incident(
+        self,
+        actor: str,
+        title: str,
+        body: str,
+        *,
+        impact: Impact = Impact.MINOR,
+        status: IncidentStatus = IncidentStatus.INVESTIGATING,
+        components: dict[str, ComponentStatus] | None = None,
+        display_at: datetime | None = None,
+        started_at: datetime | None = None,
+        notify: bool = True,
+    ) -> Incident:
+        """Open an incident (see ``Incidents.open``)."""
+        incident = self.incidents.open(
+            title,
+            body,
+            impact=impact,
+            status=status,
+            components=components,
+            display_at=display_at,
+            started_at=started_at,
+            notify=notify,
+            author=actor,
+        )
+        self.audit.record(actor, "incident.open", f"incident {incident.id}", title)
+        return incident
+
+    def update_incident(
+        self,
+        actor: str,
+        incident_id: int,
+        body: str,
+        *,
+        status: IncidentStatus | None = None,
+        components: dict[str, ComponentStatus] | None = None,
+        display_at: datetime | None = None,
+        notify: bool = True,
+        impact: Impact | None = None,
+    ) -> Incident:
+        """Post an update (see ``Incidents.update``)."""
+        incident = self.incidents.update(
+            incident_id,
+            body,
+            status=status,
+            components=components,
+            display_at=display_at,
+            notify=notify,
+            author=actor,
+            impact=impact,
+        )
+        self.audit.record(
+            actor, "incident.update", f"incident {incident_id}", incident.status.value
+        )
+        return incident
+
+    def resolve_incident(
+        self,
+        actor: str,
+        incident_id: int,
+        body: str,
+        *,
+        display_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        notify: bool = True,
+    ) -> Incident:
+        """Resolve an incident (see ``Incidents.resolve``)."""
+        incident = self.incidents.resolve(
+            incident_id,
+            body,
+            display_at=display_at,
+            ended_at=ended_at,
+            notify=notify,
+            author=actor,
+        )
+        self.audit.record(
+            actor, "incident.resolve", f"incident {incident_id}", incident.duration_words or ""
+        )
+        return incident
+
+    def report_incident(
+        self,
+        actor: str,
+        incident_id: int,
+        *,
+        summary: str,
+        client_impact: str,
+        remediation: str,
+        posted_at: datetime | None = None,
+    ) -> Incident:
+        """Attach the incident report."""
+        incident = self.incidents.set_report(
+            incident_id,
+            summary=summary,
+            client_impact=client_impact,
+            remediation=remediation,
+            posted_at=posted_at,
+        )
+        self.audit.record(actor, "incident.report", f"incident {incident_id}")
+        return incident
+
+    def schedule_maintenance(
+        self,
+        actor: str,
+        title: str,
+        start: datetime,
+        end: datetime,
+        *,
+        components: list[str],
+        body: str = "",
+        rrule: str | None = None,
+        drain: bool = True,
+        emergency: bool = False,
+    ) -> list[Maintenance]:
+        """Schedule a window or series (see ``Maintenances.schedule``)."""
+        windows = self.maintenances.schedule(
+            title,
+            start,
+            end,
+            components=components,
+            body=body,
+            rrule=rrule,
+            drain=drain,
+            emergency=emergency,
+        )
+        ids = ", ".join(str(w.id) for w in windows)
+        detail = f"{title}; rrule={rrule}" if rrule else title
+        if emergency:
+            detail += "; emergency (minimum notice waived)"
+        self.audit.record(actor, "maintenance.schedule", f"maintenance {ids}", detail)
+        return windows
+
+    def move_maintenance(
+        self, actor: str, maintenance_id: int, status: MaintenanceStatus
+    ) -> Maintenance:
+        """Move a window by hand (start early, verifying, complete)."""
+        window = self.maintenances.transition(maintenance_id, status)
+        self.audit.record(actor, "maintenance.move", f"maintenance {maintenance_id}", status.value)
+        return window
+
+    def cancel_maintenance(
+        self, actor: str, maintenance_id: int, *, series: bool = False
+    ) -> list[Maintenance]:
+        """Cancel a window (or its whole series)."""
+        windows = self.maintenances.cancel(maintenance_id, series=series)
+        self.audit.record(
+            actor,
+            "maintenance.cancel",
+            f"maintenance {maintenance_id}",
+            "series" if series else "",
+        )
+        return windows
+
+    # -- the clock-driven part ---------------------------------------------------
+
+    def _nodes_for(self, window: Maintenance) -> list[NodeSettings]:
+        keys = [c.key for c in window.components]
+        return [
+            node
+            for node in self.settings.nodes
+            if not node.cluster or any(k.startswith(node.cluster + "-") for k in keys)
+        ]
+
+    async def tick(self) -> TickReport:
+        """Run everything that is due now (see the module docstring)."""
+        now = self.clock()
+        events = self.maintenances.tick(now)
+        for event in events:
+            window = event.maintenance
+            if not window.drain:
+                continue
+            if event.kind is MaintenanceEventKind.STARTED:
+                for node in self._nodes_for(window):
+                    self._pending_drain[(node.url, window.id)] = True
+            elif event.kind is MaintenanceEventKind.COMPLETED:
+                for node in self._nodes_for(window):
+                    self._pending_drain[(node.url, window.id)] = False
+        calls = []
+        nodes = {n.url: n for n in self.settings.nodes}
+        for (url, window_id), on in list(self._pending_drain.items()):
+            window = self.maintenances.get(window_id)
+            retry_after = max(int((window.planned_end - now).total_seconds()), 60)
+            request = DrainRequest(
+                on, f"maintenance {window.id}: {window.title}", retry_after, window.id
+            )
+            acknowledged = await self.drain.set_drain(nodes[url], request)
+            calls.append((url, on, acknowledged))
+            if acknowledged:
+                del self._pending_drain[(url, window_id)]
+        ran = await self.probes.run_due()
+        delivery = await self.notifier.deliver_due(now)
+        return TickReport(tuple(events), tuple(calls), ran, delivery)
