@@ -576,7 +576,7 @@ def _transfer(
         dst_uids.append(result.uid)
         uidvalidity = result.uidvalidity
     if remove and entries:
-        _remove_entries(conn, fx, account, source.id, entries)
+        _remove_entries(conn, fx, account, source.id, entries, charged=True)
     return CopyResult(uidvalidity, tuple(src_uids), tuple(dst_uids))
 
 
@@ -601,7 +601,13 @@ def _remove_entries(
     account: AccountId,
     folder_id: FolderId,
     entries: Sequence[MessageEntry],
+    *,
+    charged: bool = False,
 ) -> None:
+    """Delete entries, remember them as vanished, release their messages.
+
+    ``charged``: the quota was already credited (a move credits before it adds).
+    """
     modseq = _bump_modseq(conn, folder_id)
     counts: dict[int, int] = {}
     for entry in entries:
@@ -611,7 +617,8 @@ def _remove_entries(
             (folder_id, entry.uid, modseq),
         )
         counts[entry.message_id] = counts.get(entry.message_id, 0) + 1
-    _charge(conn, account, -sum(e.size for e in entries), -len(entries))
+    if not charged:
+        _charge(conn, account, -sum(e.size for e in entries), -len(entries))
     release_messages(conn, fx, counts)
     fx.changes.append(Change(account, folder_id, ChangeKind.EXPUNGE, modseq))
 
