@@ -54,7 +54,6 @@ MAX_PARTS = 2000
 PREVIEW_CHARS = 200
 
 _NIL = b"NIL"
-_QUOTE_SAFE_RE = re.compile(rb"[\x00-\x7f]*")
 _NEEDS_LITERAL_RE = re.compile(rb"[\r\n\x80-\xff]")
 
 
@@ -283,10 +282,13 @@ def part_for(facts: MessageFacts, section: str) -> Part | None:
 # The parse tree
 
 
-_TEXT_PLAIN = ContentType("text", "plain", (("charset", "us-ascii"),))
+_TEXT_PLAIN = ContentType("text", "plain", ())
 _MESSAGE_RFC822 = ContentType("message", "rfc822", ())
-_OPAQUE = ContentType("application", "octet-stream", ())
-_IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary", ""})
+_US_ASCII = ("charset", "us-ascii")
+
+
+def _join(prefix: str, number: str) -> str:
+    return f"{prefix}.{number}" if prefix else number
 
 
 @dataclass(slots=True)
@@ -297,7 +299,7 @@ class _Entity:
     header_start: int
     body_start: int
     end: int
-    fields: dict[str, str]
+    header: mime.HeaderBlock
     ctype: ContentType
     children: list[_Entity] = field(default_factory=list)
     message: _Message | None = None
@@ -305,101 +307,172 @@ class _Entity:
 
 @dataclass(slots=True)
 class _Message:
-    start: int
-    header_end: int
-    end: int
-    fields: dict[str, str]
+    """A message (top level or encapsulated): its header and its body entity."""
+
+    header: mime.HeaderBlock
     body: _Entity
 
 
-class _Walker:
-    """Builds the entity tree of one message, within the security limits."""
+def _content_type(header: mime.HeaderBlock, default: ContentType) -> ContentType:
+    value = header.first("content-type")
+    # RFC 2045 §5.2: an invalid Content-Type means text/plain; charset=us-ascii.
+    ctype = default if value is None else mime.parse_content_type(value) or _TEXT_PLAIN
+    if ctype.maintype.lower() == "text" and ctype.param("charset") is None:
+        # Dovecot adds the RFC 2045 §5.2 default charset to every text part.
+        ctype = ContentType(ctype.maintype, ctype.subtype, (*ctype.params, _US_ASCII))
+    return ctype
 
-    __slots__ = ("count", "raw")
+
+class _Walker:
+    """Builds the entity tree of one message in a single pass, within the limits.
+
+    Each entity is parsed knowing the stack of enclosing boundaries; it ends at
+    the first delimiter of any of them (:func:`mime.find_delimiter`) and hands
+    that delimiter back to its parent.  So every byte is scanned once per
+    level at most, and an outer delimiter closes inner parts that lack their
+    own close delimiter, as in Dovecot.
+    """
+
+    __slots__ = ("count", "raw", "size")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self.size = len(raw)
         self.count = 0
 
-    def message(self, start: int, end: int, prefix: str, depth: int) -> _Message:
-        header = mime.parse_header(self.raw, start, end)
-        body = self.entity(
-            start, header.body_start, end, header.fields, prefix, depth, _TEXT_PLAIN, True
-        )
-        return _Message(start, header.body_start, end, header.fields, body)
+    def header(self, start: int, stack: list[bytes]) -> mime.HeaderBlock:
+        """The header at ``start``, cut short by a delimiter if it has no blank line."""
+        header = mime.parse_header(self.raw, start, self.size)
+        if stack:
+            hit = mime.find_delimiter(self.raw, start, stack, limit=header.body_start)
+            if hit is not None:
+                header = mime.parse_header(self.raw, start, hit.content_end)
+        return header
+
+    def message(
+        self, start: int, stack: list[bytes], prefix: str, depth: int
+    ) -> tuple[_Message, mime.Delimiter | None]:
+        header = self.header(start, stack)
+        body, hit = self.entity(start, header, stack, prefix, depth, _TEXT_PLAIN, True)
+        return _Message(header, body), hit
 
     def entity(
         self,
         header_start: int,
-        body_start: int,
-        end: int,
-        fields: dict[str, str],
+        header: mime.HeaderBlock,
+        stack: list[bytes],
         section: str,
         depth: int,
         default: ContentType,
         message_body: bool,
-    ) -> _Entity:
-        """One entity; ``section`` is the message prefix when ``message_body``."""
+    ) -> tuple[_Entity, mime.Delimiter | None]:
+        """One entity; ``section`` is the message's prefix when ``message_body``.
+
+        Returns:
+            The entity and the delimiter of ``stack`` that ended it (None at
+            the end of the message).
+        """
         self.count += 1
-        ctype = mime.parse_content_type(fields.get("content-type")) or default
+        fields = header.fields
+        if message_body and "mime-version" not in fields and "content-type" not in fields:
+            # Without MIME-Version or Content-Type the other Content-* fields
+            # of a message header do not count (RFC 2045 §4; so does Dovecot).
+            header = mime.HeaderBlock({}, header.body_start)
+        ctype = _content_type(header, default)
         maintype = ctype.maintype.lower()
         if maintype == "multipart":
-            boundary = _param(ctype.params, "boundary")
-            ranges: list[tuple[int, int]] = []
-            if boundary and depth < MAX_DEPTH and self.count < MAX_PARTS:
-                ranges = mime.split_multipart(
-                    self.raw,
-                    body_start,
-                    end,
-                    boundary.encode("latin-1"),
-                    max(1, MAX_PARTS - self.count),
+            # RFC 3501 §6.4.5: a message's multipart body has no number of
+            # its own; a multipart inside a multipart does.
+            own = "" if message_body else section
+            node = _Entity(own, header_start, header.body_start, header.body_start, header, ctype)
+            return node, self.multipart(node, stack, own or section, depth)
+        own = _join(section, "1") if message_body else section
+        node = _Entity(own, header_start, header.body_start, header.body_start, header, ctype)
+        if maintype == "message" and ctype.subtype.lower() == "rfc822":
+            # Dovecot parses the encapsulated message whatever its encoding.
+            if depth < MAX_DEPTH and self.count < MAX_PARTS:
+                node.message, hit = self.message(node.body_start, stack, own, depth + 1)
+                node.end = node.message.body.end
+                return node, hit
+            hit = self.leaf_end(node, stack)
+            # Too deep: an empty envelope and body keep BODYSTRUCTURE well formed.
+            empty = mime.HeaderBlock({}, node.body_start)
+            node.message = _Message(empty, self.empty_entity(_join(own, "1"), node.end))
+            return node, hit
+        return node, self.leaf_end(node, stack)
+
+    def leaf_end(self, node: _Entity, stack: list[bytes]) -> mime.Delimiter | None:
+        hit = mime.find_delimiter(self.raw, node.body_start, stack)
+        node.end = self.size if hit is None else hit.content_end
+        return hit
+
+    def empty_entity(self, section: str, at: int) -> _Entity:
+        self.count += 1
+        return _Entity(
+            section,
+            at,
+            at,
+            at,
+            mime.HeaderBlock({}, at),
+            ContentType("text", "plain", (_US_ASCII,)),
+        )
+
+    def multipart(
+        self, node: _Entity, stack: list[bytes], prefix: str, depth: int
+    ) -> mime.Delimiter | None:
+        """Split a multipart body (RFC 2046 §5.1.1) into ``node.children``.
+
+        Returns:
+            The delimiter of ``stack`` that ended the multipart, epilogue
+            included.
+        """
+        raw = self.raw
+        boundary = node.ctype.param("boundary")
+        out: mime.Delimiter | None
+        if boundary is None or depth >= MAX_DEPTH or self.count >= MAX_PARTS:
+            out = self.leaf_end(node, stack)
+        else:
+            inner = [*stack, boundary.encode("latin-1")]
+            own_level = len(stack)
+            digest = node.ctype.subtype.lower() == "digest"
+            # RFC 2046 §5.1.5: in a digest, parts are message/rfc822 by default.
+            default = _MESSAGE_RFC822 if digest else _TEXT_PLAIN
+            hit = mime.find_delimiter(raw, node.body_start, inner)
+            while True:
+                if hit is None:
+                    node.end, out = self.size, None
+                    break
+                if hit.level < own_level:  # an enclosing delimiter: we are done
+                    node.end, out = hit.content_end, hit
+                    break
+                if hit.closing or self.count >= MAX_PARTS:
+                    out = mime.find_delimiter(raw, hit.line_end, stack)
+                    node.end = self.size if out is None else out.content_end
+                    break
+                start = hit.line_end
+                child, hit = self.entity(
+                    start,
+                    self.header(start, inner),
+                    inner,
+                    _join(prefix, str(len(node.children) + 1)),
+                    depth + 1,
+                    default,
+                    False,
                 )
-            if ranges:
-                own = "" if message_body else section
-                node = _Entity(own, header_start, body_start, end, fields, ctype)
-                digest = ctype.subtype.lower() == "digest"
-                child_default = _MESSAGE_RFC822 if digest else _TEXT_PLAIN
-                for number, (part_start, part_end) in enumerate(ranges, 1):
-                    child_header = mime.parse_header(self.raw, part_start, part_end)
-                    node.children.append(
-                        self.entity(
-                            part_start,
-                            child_header.body_start,
-                            part_end,
-                            child_header.fields,
-                            f"{section}.{number}" if section else str(number),
-                            depth + 1,
-                            child_default,
-                            False,
-                        )
-                    )
-                return node
-            # A multipart without a boundary or without any delimiter cannot be
-            # split; like Dovecot, serve it as one opaque part.
-            ctype = _OPAQUE
-            maintype = "application"
-        own = (f"{section}.1" if section else "1") if message_body else section
-        node = _Entity(own, header_start, body_start, end, fields, ctype)
-        if (
-            maintype == "message"
-            and ctype.subtype.lower() == "rfc822"
-            and _encoding(fields) in _IDENTITY_ENCODINGS
-            and depth < MAX_DEPTH
-            and self.count < MAX_PARTS
-        ):
-            node.message = self.message(body_start, end, own, depth + 1)
-        return node
+                node.children.append(child)
+        if not node.children:
+            # Like Dovecot: a multipart that cannot be split has one empty part,
+            # since IMAP's body-type-mpart needs at least one (RFC 3501 §9).
+            node.children.append(self.empty_entity(_join(prefix, "1"), node.end))
+        return out
 
 
-def _param(params: tuple[tuple[str, str], ...], name: str) -> str | None:
-    for key, value in params:
-        if key == name:
-            return value
-    return None
+def _encoding(header: mime.HeaderBlock) -> str:
+    value = header.first("content-transfer-encoding")
+    return (value or "").strip(_WSP).lower() or "7bit"
 
 
-def _encoding(fields: dict[str, str]) -> str:
-    return fields.get("content-transfer-encoding", "7bit").strip().lower() or "7bit"
+_WSP = " \t\r\n"
 
 
 # ---------------------------------------------------------------------------
@@ -412,31 +485,45 @@ def _addresses(latin: str | None) -> bytes:
         return _NIL
     out = [b"("]
     for item in items:
-        out.append(
-            b"(%b %b %b %b)"
-            % (_raw(item.name), _raw(item.adl), _raw(item.mailbox), _raw(item.host))
-        )
+        if item.group == "start":
+            out.append(b"(NIL NIL %b NIL)" % _raw(item.mailbox))
+        elif item.group == "end":
+            out.append(b"(NIL NIL NIL NIL)")
+        else:
+            out.append(
+                b"(%b %b %b %b)"
+                % (
+                    _raw(item.name),
+                    _raw(item.adl),
+                    _raw(item.mailbox) if item.mailbox is not None else b'"MISSING_MAILBOX"',
+                    _raw(item.host) if item.host is not None else b'"MISSING_DOMAIN"',
+                )
+            )
     out.append(b")")
     return b"".join(out)
 
 
-def _envelope(fields: dict[str, str]) -> bytes:
-    """ENVELOPE: date subject from sender reply-to to cc bcc in-reply-to message-id."""
-    sender_from = _addresses(fields.get("from"))
-    # RFC 3501 §7.4.2: absent or empty Sender and Reply-To take the From value.
-    sender = _addresses(fields.get("sender"))
-    reply_to = _addresses(fields.get("reply-to"))
+def _envelope(header: mime.HeaderBlock) -> bytes:
+    """ENVELOPE: date subject from sender reply-to to cc bcc in-reply-to message-id.
+
+    Strings come from the last occurrence of a field and addresses from all
+    of them, as Dovecot does with the (invalid) duplicates.
+    """
+    from_ = _addresses(header.joined("from"))
+    sender = _addresses(header.joined("sender"))
+    reply_to = _addresses(header.joined("reply-to"))
     return b"(%b %b %b %b %b %b %b %b %b %b)" % (
-        _raw(fields.get("date") or None),
-        _raw(fields.get("subject")),
-        sender_from,
-        sender_from if sender == _NIL else sender,
-        sender_from if reply_to == _NIL else reply_to,
-        _addresses(fields.get("to")),
-        _addresses(fields.get("cc")),
-        _addresses(fields.get("bcc")),
-        _raw(fields.get("in-reply-to") or None),
-        _raw(fields.get("message-id") or None),
+        _raw(header.last("date")),
+        _raw(header.last("subject")),
+        from_,
+        # RFC 3501 §7.4.2: absent or empty Sender and Reply-To take From's value.
+        from_ if sender == _NIL else sender,
+        from_ if reply_to == _NIL else reply_to,
+        _addresses(header.joined("to")),
+        _addresses(header.joined("cc")),
+        _addresses(header.joined("bcc")),
+        _raw(header.last("in-reply-to")),
+        _raw(header.last("message-id")),
     )
 
 
@@ -446,27 +533,25 @@ def _params(params: tuple[tuple[str, str], ...]) -> bytes:
     return b"(" + b" ".join(b"%b %b" % (_raw(k), _raw(v)) for k, v in params) + b")"
 
 
-def _extension(fields: dict[str, str]) -> bytes:
+def _extension(header: mime.HeaderBlock) -> bytes:
     """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
-    disposition = mime.parse_disposition(fields.get("content-disposition"))
-    dsp = (
-        _NIL
-        if disposition is None
-        else b"(%b %b)" % (_raw(disposition[0]), _params(disposition[1]))
-    )
-    langs = [x.strip(" \t") for x in fields.get("content-language", "").split(",")]
-    langs = [x for x in langs if x]
-    if not langs:
-        lang = _NIL
-    elif len(langs) == 1:
-        lang = _raw(langs[0])
+    disposition = mime.parse_disposition(header.first("content-disposition"))
+    if disposition is None:
+        dsp = _NIL
     else:
-        lang = b"(" + b" ".join(_raw(x) for x in langs) + b")"
-    return b"%b %b %b" % (dsp, lang, _raw(fields.get("content-location") or None))
+        dsp = b"(%b %b)" % (_raw(disposition[0]), _params(disposition[1]))
+    value = header.first("content-language")
+    langs = [x.strip(_WSP) for x in value.split(",")] if value else []
+    langs = [x for x in langs if x]
+    # Dovecot always writes the list form, even for one language.
+    lang = b"(" + b" ".join(_raw(x) for x in langs) + b")" if langs else _NIL
+    return b"%b %b %b" % (dsp, lang, _raw(header.first("content-location")))
 
 
 def _structure(raw: bytes, node: _Entity, extended: bool) -> bytes:
+    """BODY (``extended`` False) or BODYSTRUCTURE of one entity, recursively."""
     ctype = node.ctype
+    header = node.header
     if node.children:
         inner = b"".join(_structure(raw, child, extended) for child in node.children)
         if not extended:
@@ -475,45 +560,38 @@ def _structure(raw: bytes, node: _Entity, extended: bool) -> bytes:
             inner,
             _raw(ctype.subtype),
             _params(ctype.params),
-            _extension(node.fields),
+            _extension(header),
         )
-    fields = node.fields
-    size = node.end - node.body_start
+    encoding = header.first("content-transfer-encoding")
     out = [
         b"(%b %b %b %b %b %b %d"
         % (
             _raw(ctype.maintype),
             _raw(ctype.subtype),
             _params(ctype.params),
-            _raw(fields.get("content-id") or None),
-            _raw(fields.get("content-description") or None),
-            _raw(fields.get("content-transfer-encoding") or "7bit"),
-            size,
+            _raw(header.first("content-id")),
+            _raw(header.first("content-description")),
+            _raw(encoding.strip(_WSP) if encoding else "7bit"),
+            node.end - node.body_start,
         )
     ]
     if node.message is not None:
         out.append(
             b" %b %b %d"
             % (
-                _envelope(node.message.fields),
+                _envelope(node.message.header),
                 _structure(raw, node.message.body, extended),
-                _lines(raw, node.body_start, node.end),
+                raw.count(b"\n", node.body_start, node.end),
             )
         )
     elif ctype.maintype.lower() == "text":
-        out.append(b" %d" % _lines(raw, node.body_start, node.end))
+        # body-fld-lines: Dovecot counts line feeds, so an unterminated last
+        # line (the line break before a delimiter is not the part's) is not counted.
+        out.append(b" %d" % raw.count(b"\n", node.body_start, node.end))
     if extended:
-        out.append(b" %b %b" % (_raw(fields.get("content-md5") or None), _extension(fields)))
+        out.append(b" %b %b" % (_raw(header.first("content-md5")), _extension(header)))
     out.append(b")")
     return b"".join(out)
-
-
-def _lines(raw: bytes, start: int, end: int) -> int:
-    """body-fld-lines: the number of lines, a final unterminated line included."""
-    if end <= start:
-        return 0
-    count = raw.count(b"\n", start, end)
-    return count if raw[end - 1] == 0x0A else count + 1
 
 
 # ---------------------------------------------------------------------------
@@ -530,17 +608,18 @@ def _flatten(node: _Entity, parent: str, out: list[tuple[_Entity, Part]]) -> Non
 
 
 def _part(node: _Entity, parent: str) -> Part:
-    fields = node.fields
+    header = node.header
     ctype = node.ctype
-    params = tuple((mime.utf8(k), mime.utf8(v)) for k, v in ctype.params)
-    disposition = mime.parse_disposition(fields.get("content-disposition"))
-    dsp_type = disposition[0].lower() if disposition else None
+    disposition = mime.parse_disposition(header.first("content-disposition"))
+    dsp_type = mime.utf8(disposition[0]).lower() if disposition else None
     filename = _filename(disposition[1] if disposition else (), ctype.params)
-    cid = fields.get("content-id")
-    content_id = mime.utf8(cid.strip(_WSP_STR).removeprefix("<").removesuffix(">")) if cid else None
-    kind = ctype.lower
-    charset = _param(ctype.params, "charset")
-    if dsp_type == "attachment":
+    cid = header.first("content-id")
+    content_id = mime.utf8(cid.strip(_WSP).removeprefix("<").removesuffix(">")) if cid else None
+    kind = mime.utf8(ctype.lower)
+    charset = ctype.param("charset")
+    if node.children:
+        attachment = False
+    elif dsp_type == "attachment":
         attachment = True
     elif dsp_type == "inline":
         attachment = False
@@ -549,36 +628,32 @@ def _part(node: _Entity, parent: str) -> Part:
     else:
         # Inline images of an HTML body carry a name and a Content-ID.
         attachment = filename is not None and not (content_id and parent == "multipart/related")
-    if node.children:
-        attachment = False
     return Part(
         section=node.section,
         content_type=kind,
-        params=params,
+        params=tuple((mime.utf8(k).lower(), mime.utf8(v)) for k, v in ctype.params),
         header_start=node.header_start,
         body_start=node.body_start,
         end=node.end,
-        encoding=_encoding(fields),
+        encoding=mime.utf8(_encoding(header)),
         charset=mime.utf8(charset).lower() if charset else None,
-        disposition=dsp_type,
+        disposition=dsp_type or None,
         filename=filename,
         content_id=content_id or None,
         is_attachment=attachment,
-        inner_header_end=node.message.header_end if node.message is not None else None,
+        inner_header_end=node.message.header.body_start if node.message is not None else None,
     )
-
-
-_WSP_STR = " \t\r\n"
 
 
 def _filename(
     dsp_params: tuple[tuple[str, str], ...], ct_params: tuple[tuple[str, str], ...]
 ) -> str | None:
+    """RFC 2183 filename, else the Content-Type name; RFC 2231 and 2047 decoded."""
     for params, name in ((dsp_params, "filename"), (ct_params, "name")):
-        extended = _param(params, name + "*")
+        extended = mime.param(params, name + "*")
         if extended is not None:
             return mime.rfc2231_value(extended)
-        plain = _param(params, name)
+        plain = mime.param(params, name)
         if plain is not None:
             return mime.decode_words(plain)
     return None
@@ -621,33 +696,35 @@ def compute_facts(raw: bytes) -> MessageFacts:
     Returns:
         The facts.  Never raises: malformed input gets a best-effort reading.
     """
-    walker = _Walker(raw)
-    message = walker.message(0, len(raw), "", 0)
-    fields = message.fields
+    message, _ = _Walker(raw).message(0, [], "", 0)
+    header = message.header
     flat: list[tuple[_Entity, Part]] = []
     _flatten(message.body, "", flat)
     text, preview = _texts(raw, flat)
-
-    from_items = [a for a in mime.parse_address_list(fields.get("from")) if a.host is not None]
-    first = from_items[0] if from_items else None
-    in_reply_to = mime.parse_msg_ids(fields.get("in-reply-to"))
-    message_ids = mime.parse_msg_ids(fields.get("message-id"))
+    senders = [
+        a
+        for a in mime.parse_address_list(header.joined("from"))
+        if not a.group and a.mailbox is not None
+    ]
+    first = senders[0] if senders else None
+    in_reply_to = mime.parse_msg_ids(header.last("in-reply-to"))
+    message_ids = mime.parse_msg_ids(header.last("message-id"))
     return MessageFacts(
         size=len(raw),
-        header_end=message.header_end,
-        envelope=_envelope(fields),
+        header_end=header.body_start,
+        envelope=_envelope(header),
         body=_structure(raw, message.body, extended=False),
         bodystructure=_structure(raw, message.body, extended=True),
         parts=tuple(part for _, part in flat),
-        subject=mime.decode_words(fields.get("subject", "")),
+        subject=mime.decode_words(header.last("subject") or ""),
         from_name=mime.decode_words(first.name) if first and first.name else "",
         from_addr=_address(first) if first else "",
-        to=_address_list(fields.get("to")),
-        cc=_address_list(fields.get("cc")),
-        date=mime.parse_date(fields.get("date")),
+        to=_address_list(header.joined("to")),
+        cc=_address_list(header.joined("cc")),
+        date=mime.parse_date(header.last("date")),
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=mime.parse_msg_ids(fields.get("references")),
+        references=mime.parse_msg_ids(header.last("references")),
         preview=preview,
         has_attachments=any(part.is_attachment for _, part in flat),
         text=text,
@@ -661,5 +738,5 @@ def _address(item: mime.AddressItem) -> str:
 
 def _address_list(latin: str | None) -> tuple[str, ...]:
     return tuple(
-        _address(a) for a in mime.parse_address_list(latin) if a.host is not None and a.mailbox
+        _address(a) for a in mime.parse_address_list(latin) if not a.group and a.mailbox is not None
     )

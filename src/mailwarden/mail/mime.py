@@ -5,18 +5,20 @@ Theory of operation
 :mod:`mailwarden.mail.facts` needs exact byte offsets of every MIME part (IMAP
 serves ``BODY[1.2]`` and ``BODY[1.2.MIME]`` by slicing the stored blob), and the
 standard library's :mod:`email` parser does not keep offsets.  So this module
-scans the raw bytes itself, and borrows :mod:`email` only for the work where it
-is good and where offsets do not matter: RFC 2047 encoded words
-(:func:`email.header.decode_header`) and dates (:func:`email.utils.parsedate_tz`).
+scans the raw bytes itself, and borrows :mod:`email` only where offsets do not
+matter: RFC 2047 encoded words (:func:`email.header.decode_header`) and dates
+(:func:`email.utils.parsedate_tz`).
 
-Header text is handled as ``latin-1`` strings, which map bytes one to one, so
+Header text is handled as ``latin-1`` strings, which map octets one to one, so
 that the wire forms (ENVELOPE, BODYSTRUCTURE) can give back the exact octets a
-sender wrote, 8-bit included; :func:`utf8` turns such a string into proper text
-for the decoded, human-facing fields.
+sender wrote, 8-bit included; :func:`utf8` turns such a string into proper
+text for the decoded, human-facing fields.
 
-Every function here is total: it accepts any input and never raises.  Broken
-input gets the most useful reading we can give, in the spirit of RFC 2045 §5.2
-("default to text/plain") and of what Dovecot does with the same bytes.
+Every function here is total: any input gives a result and nothing raises.
+Where the RFCs leave broken input open, we read it as Dovecot does (checked
+against Dovecot 2.3 by a differential run), so that clients see what they are
+used to: delimiters match by prefix, a missing domain is ``MISSING_DOMAIN``,
+MIME fields are read from their first occurrence.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from dataclasses import dataclass
 __all__ = [
     "AddressItem",
     "ContentType",
+    "Delimiter",
     "HeaderBlock",
     "decode_body",
     "decode_words",
+    "find_delimiter",
     "html_to_text",
     "merge_rfc2231",
     "parse_address_list",
@@ -47,7 +51,6 @@ __all__ = [
     "parse_msg_ids",
     "parse_params",
     "rfc2231_value",
-    "split_multipart",
     "to_text",
     "utf8",
 ]
@@ -78,15 +81,40 @@ class HeaderBlock:
     """One parsed header block (RFC 5322 §2.2).
 
     Attributes:
-        fields: first occurrence of each field, name lower-cased, value
-            unfolded (CR and LF removed, RFC 5322 §2.2.3) and trimmed, as
-            latin-1 text.
+        fields: every value of each field, in order, by lower-cased name;
+            values unfolded (CR and LF removed, RFC 5322 §2.2.3) and trimmed,
+            as latin-1 text.
         body_start: offset just past the blank line that ends the header, or
             the end of the scanned range if there is no blank line.
     """
 
-    fields: dict[str, str]
+    fields: dict[str, list[str]]
     body_start: int
+
+    def first(self, name: str) -> str | None:
+        """The first value of ``name`` (MIME fields: Dovecot reads the first)."""
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def last(self, name: str) -> str | None:
+        """The last value of ``name`` (ENVELOPE strings: Dovecot reads the last)."""
+        values = self.fields.get(name)
+        return values[-1] if values else None
+
+    def joined(self, name: str) -> str | None:
+        """All values of an address field joined by commas (Dovecot lists them all)."""
+        values = self.fields.get(name)
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else ",".join(values)
+
+
+def _add(fields: dict[str, list[str]], name: str, parts: list[str]) -> None:
+    value = "".join(parts).replace("\r", "").strip(_WSP)
+    if name in fields:
+        fields[name].append(value)
+    else:
+        fields[name] = [value]
 
 
 def parse_header(raw: bytes, start: int, end: int) -> HeaderBlock:
@@ -98,13 +126,13 @@ def parse_header(raw: bytes, start: int, end: int) -> HeaderBlock:
     Args:
         raw: the whole message.
         start: offset of the first header line.
-        end: offset the header may not pass (the end of the enclosing entity).
+        end: offset the header may not pass (the next delimiter or the end).
 
     Returns:
         The fields and the offset of the body.
     """
     if start >= end:
-        return HeaderBlock({}, end)
+        return HeaderBlock({}, max(start, end))
     if raw[start] == 0x0A:
         return HeaderBlock({}, start + 1)
     if raw.startswith(b"\r\n", start, end):
@@ -118,90 +146,106 @@ def parse_header(raw: bytes, start: int, end: int) -> HeaderBlock:
     else:
         content_end, body_start = lf + 1, lf + 2
     block = raw[start:content_end].decode("latin-1")
-    fields: dict[str, str] = {}
-    name: str | None = None
+    fields: dict[str, list[str]] = {}
+    name = ""
     value: list[str] = []
     for line in block.split("\n"):
         if line[:1] in (" ", "\t"):
-            if name is not None:
+            if name:
                 value.append(line)
             continue
-        if name is not None and name not in fields:
-            fields[name] = "".join(value).replace("\r", "").strip(_WSP)
+        if name:
+            _add(fields, name, value)
         colon = line.find(":")
         if colon <= 0:
-            name = None
+            name = ""
             continue
         # RFC 5322 §4.5.3 (obsolete syntax) allows white space before the colon.
         name = line[:colon].rstrip(" \t").lower()
         value = [line[colon + 1 :]]
-    if name is not None and name not in fields:
-        fields[name] = "".join(value).replace("\r", "").strip(_WSP)
+    if name:
+        _add(fields, name, value)
     return HeaderBlock(fields, body_start)
 
 
 # ---------------------------------------------------------------------------
-# Multipart bodies
+# Multipart delimiters
 
 
-def split_multipart(
-    raw: bytes, start: int, end: int, boundary: bytes, max_parts: int
-) -> list[tuple[int, int]]:
-    """Find the body parts of a multipart entity (RFC 2046 §5.1.1).
+@dataclass(frozen=True, slots=True)
+class Delimiter:
+    """A multipart delimiter line found by :func:`find_delimiter`.
 
-    A delimiter is ``--boundary`` at the start of a line, optionally followed by
-    ``--`` (the close delimiter) and then only white space up to the line end.
-    The line break before a delimiter belongs to the delimiter, so a part ends
-    before it.  A missing close delimiter ends the last part at ``end``.  Once
-    ``max_parts`` parts are found, the last one runs to the end of the range
-    (this is a security limit on the size of BODYSTRUCTURE).
+    Attributes:
+        level: index of the matching boundary in the list searched.
+        content_end: offset of the line break before the delimiter, which
+            belongs to the delimiter (RFC 2046 §5.1.1): content ends here.
+        line_end: offset just past the delimiter line.
+        closing: whether this is a close delimiter (``--boundary--``).
+    """
+
+    level: int
+    content_end: int
+    line_end: int
+    closing: bool
+
+
+def find_delimiter(
+    raw: bytes, pos: int, boundaries: list[bytes], limit: int | None = None
+) -> Delimiter | None:
+    """Find the first delimiter line at or after the line start ``pos``.
+
+    A line is a delimiter of a boundary when it begins with ``--boundary``:
+    RFC 2046 §5.1.1 says the rest of the line need not match ("it is
+    sufficient that the boundary appear in its entirety following the CRLF"),
+    and Dovecot agrees.  All enclosing boundaries are searched at once, so an
+    outer delimiter ends inner parts whose close delimiter is missing; when
+    several boundaries match one line the longest wins, which keeps nested
+    boundaries apart even when one is a prefix of the other.
+
+    Only lines that begin with ``--`` are examined, found with ``bytes.find``,
+    so the scan is linear and base64 bodies (which hold no ``-``) pass at C
+    speed.
 
     Args:
         raw: the whole message.
-        start: offset of the multipart body (the preamble starts here).
-        end: offset just past the multipart body.
-        boundary: the boundary parameter, as bytes.
-        max_parts: the most parts to report.
+        pos: where to start; the start of a line, or a line break.
+        boundaries: the active boundaries, outermost first.
+        limit: if given, only lines that start before ``limit`` count.
 
     Returns:
-        ``(part_start, part_end)`` for each part, where a part starts with its
-        MIME header; empty if no delimiter was found.
+        The delimiter, or None if no line matches.
     """
-    delim = b"--" + boundary
-    parts: list[tuple[int, int]] = []
-    part_start = -1
-    pos = start
+    if not boundaries:
+        return None
+    end = len(raw) if limit is None else min(limit + 2, len(raw))
+    cand = pos if raw.startswith(b"--", pos, end) else -1
+    search = pos
     while True:
-        i = raw.find(delim, pos, end)
-        if i < 0:
-            break
-        if i != start and raw[i - 1] != 0x0A:
-            pos = i + 1
-            continue
-        j = i + len(delim)
-        closing = raw.startswith(b"--", j, end)
-        k = j + 2 if closing else j
-        nl = raw.find(b"\n", k, end)
-        line_end = end if nl < 0 else nl + 1
-        if raw[k:line_end].strip(b" \t\r\n"):
-            pos = i + 1
-            continue
-        if part_start >= 0:
-            part_end = i
-            if part_end > start and raw[part_end - 1] == 0x0A:
-                part_end -= 1
-                if raw[part_end - 1] == 0x0D:
-                    part_end -= 1
-            parts.append((part_start, max(part_end, part_start)))
-            if len(parts) >= max_parts:
-                parts[-1] = (part_start, end)
-                return parts
-        if closing:
-            return parts
-        part_start = pos = line_end
-    if part_start >= 0:
-        parts.append((part_start, end))
-    return parts
+        if cand < 0:
+            found = raw.find(b"\n--", search, end)
+            if found < 0:
+                return None
+            cand = search = found + 1
+        best, best_len = -1, -1
+        for level, boundary in enumerate(boundaries):
+            if len(boundary) > best_len and raw.startswith(boundary, cand + 2):
+                best, best_len = level, len(boundary)
+        if best >= 0:
+            after = cand + 2 + best_len
+            newline = raw.find(b"\n", after)
+            content_end = cand
+            if content_end > pos and raw[content_end - 1] == 0x0A:
+                content_end -= 1
+                if content_end > pos and raw[content_end - 1] == 0x0D:
+                    content_end -= 1
+            return Delimiter(
+                level=best,
+                content_end=content_end,
+                line_end=len(raw) if newline < 0 else newline + 1,
+                closing=raw.startswith(b"--", after),
+            )
+        cand = -1
 
 
 # ---------------------------------------------------------------------------
@@ -210,7 +254,11 @@ def split_multipart(
 
 @dataclass(frozen=True, slots=True)
 class ContentType:
-    """A parsed Content-Type: type and subtype as written, params merged (latin-1)."""
+    """A parsed Content-Type: type, subtype and parameters as written (latin-1).
+
+    Parameter names keep their case (Dovecot writes them so in BODYSTRUCTURE);
+    RFC 2231 continuations are joined.
+    """
 
     maintype: str
     subtype: str
@@ -221,39 +269,47 @@ class ContentType:
         """``type/subtype`` in lower case."""
         return f"{self.maintype}/{self.subtype}".lower()
 
+    def param(self, name: str) -> str | None:
+        """The value of parameter ``name`` (lower case), if present."""
+        return param(self.params, name)
+
+
+def param(params: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The value of parameter ``name`` (given in lower case), if present."""
+    for key, value in params:
+        if key.lower() == name:
+            return value
+    return None
+
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~\x80-\xff]+")
 
 
 def _strip_comments(text: str) -> str:
+    """Drop RFC 5322 comments (nested parentheses) outside quoted strings."""
     if "(" not in text:
         return text
     out: list[str] = []
     depth = 0
-    quoted = False
-    escaped = False
+    quoted = escaped = False
     for ch in text:
         if escaped:
             escaped = False
-            if depth == 0:
+            if not depth:
                 out.append(ch)
-            continue
-        if ch == "\\":
+        elif ch == "\\":
             escaped = True
-            if depth == 0:
+            if not depth:
                 out.append(ch)
-            continue
-        if quoted:
+        elif quoted:
             quoted = ch != '"'
-            out.append(ch)
-        elif ch == '"' and depth == 0:
-            quoted = True
             out.append(ch)
         elif ch == "(":
             depth += 1
         elif ch == ")" and depth:
             depth -= 1
-        elif depth == 0:
+        elif not depth:
+            quoted = ch == '"'
             out.append(ch)
     return "".join(out)
 
@@ -261,9 +317,11 @@ def _strip_comments(text: str) -> str:
 def parse_params(text: str) -> list[tuple[str, str]]:
     """Parse ``; name=value; name="quoted value"`` into raw (name, value) pairs.
 
-    Names are lower-cased; quoted values are unescaped; pairs without a name or
-    an ``=`` are dropped.  No RFC 2231 processing (see :func:`merge_rfc2231`).
+    Names keep their case; quoted values are unescaped; comments outside
+    quotes are dropped; pairs without a name or an ``=`` are dropped.  No RFC
+    2231 processing (see :func:`merge_rfc2231`).
     """
+    text = _strip_comments(text)
     out: list[tuple[str, str]] = []
     i, n = 0, len(text)
     while i < n:
@@ -272,12 +330,12 @@ def parse_params(text: str) -> list[tuple[str, str]]:
         eq = i
         while eq < n and text[eq] not in "=;":
             eq += 1
-        name = text[i:eq].strip(_WSP).lower()
+        name = text[i:eq].strip(_WSP)
         if eq >= n or text[eq] == ";":
             i = eq + 1
             continue
         i = eq + 1
-        while i < n and text[i] in " \t\r\n":
+        while i < n and text[i] in _WSP:
             i += 1
         if i < n and text[i] == '"':
             i += 1
@@ -287,14 +345,12 @@ def parse_params(text: str) -> list[tuple[str, str]]:
                     i += 1
                 chars.append(text[i])
                 i += 1
-            i += 1
             value = "".join(chars)
-            while i < n and text[i] != ";":
-                i += 1
+            semi = text.find(";", i)
+            i = n if semi < 0 else semi
         else:
             semi = text.find(";", i)
-            if semi < 0:
-                semi = n
+            semi = n if semi < 0 else semi
             value = text[i:semi].strip(_WSP)
             i = semi
         if name:
@@ -308,48 +364,49 @@ def merge_rfc2231(params: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     As Dovecot does for BODYSTRUCTURE, the joined value keeps its encoding: a
     value whose first segment is extended (``name*0*``) comes out as
     ``name*`` = ``charset'lang'percent-encoded``, so the wire form stays 7-bit;
-    :func:`rfc2231_value` decodes it.  Continuation segments that are not
-    extended are percent-encoded when joined to an extended value.
+    :func:`rfc2231_value` decodes it.  Plain segments joined to an extended
+    value are percent-encoded.
     """
     if not any("*" in name for name, _ in params):
         return tuple(params)
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str] | str] = []
     groups: dict[str, list[tuple[int, bool, str]]] = {}
-    order: list[str] = []
     for name, value in params:
         base, star, rest = name.partition("*")
-        if star and rest:
-            num, _, ext = rest.partition("*")
-            if num.isdigit() and len(num) < 6:
-                if base not in groups:
-                    groups[base] = []
-                    order.append(base)
-                    out.append((base, ""))  # placeholder keeps the position
-                groups[base].append((int(num), bool(ext) or rest.endswith("*"), value))
-                continue
+        number = rest.partition("*")[0]
+        # name*N is a plain segment, name*N* an extended one (RFC 2231 §3, §4.1).
+        if star and number.isdigit() and len(number) < 6:
+            key = base.lower()
+            if key not in groups:
+                groups[key] = []
+                out.append(key)  # the joined value goes where its first segment was
+            groups[key].append((int(number), rest.endswith("*"), value))
+            continue
         out.append((name, value))
-    for base in order:
-        segs = sorted(groups[base], key=lambda s: s[0])
-        extended = segs[0][1]
-        if extended:
-            joined = "".join(v if ext else urllib.parse.quote(v, safe="") for _, ext, v in segs)
-            key = base + "*"
+    bases = {name.partition("*")[0].lower(): name.partition("*")[0] for name, _ in params}
+    merged: list[tuple[str, str]] = []
+    for item in out:
+        if not isinstance(item, str):
+            merged.append(item)
+            continue
+        segments = sorted(groups[item], key=lambda seg: seg[0])
+        if segments[0][1]:
+            joined = "".join(
+                v if extended else urllib.parse.quote(v, safe="") for _, extended, v in segments
+            )
+            merged.append((bases[item] + "*", joined))
         else:
-            joined = "".join(v for _, _, v in segs)
-            key = base
-        idx = out.index((base, ""))
-        out[idx] = (key, joined)
-    return tuple(out)
+            merged.append((bases[item], "".join(v for _, _, v in segments)))
+    return tuple(merged)
 
 
 def rfc2231_value(value: str) -> str:
     """Decode an RFC 2231 extended value ``charset'lang'percent-encoded``."""
     parts = value.split("'", 2)
     if len(parts) != 3:
-        return utf8(urllib.parse.unquote(value, encoding="latin-1"))
+        return to_text(urllib.parse.unquote_to_bytes(value.encode("latin-1")), "utf-8")
     charset, _, encoded = parts
-    data = urllib.parse.unquote_to_bytes(encoded.encode("latin-1"))
-    return to_text(data, charset or "us-ascii")
+    return to_text(urllib.parse.unquote_to_bytes(encoded.encode("latin-1")), charset)
 
 
 def parse_content_type(value: str | None) -> ContentType | None:
@@ -371,7 +428,7 @@ def parse_disposition(value: str | None) -> tuple[str, tuple[tuple[str, str], ..
         return None
     main, _, rest = value.partition(";")
     main = _strip_comments(main).strip(_WSP)
-    if not main or not _TOKEN_RE.fullmatch(main):
+    if not _TOKEN_RE.fullmatch(main):
         return None
     return main, merge_rfc2231(parse_params(rest))
 
@@ -386,9 +443,10 @@ def decode_words(latin: str) -> str:
     if "=?" not in text:
         return text
     try:
-        return str(email.header.make_header(email.header.decode_header(text))).replace("\x00", "")
+        decoded = str(email.header.make_header(email.header.decode_header(text)))
     except (LookupError, UnicodeError, ValueError, AssertionError, binascii.Error):
         return text
+    return decoded.replace("\x00", "")
 
 
 def parse_date(value: str | None) -> int | None:
@@ -411,7 +469,7 @@ def parse_msg_ids(value: str | None) -> tuple[str, ...]:
     """The ``<...>`` message ids in a header value, in order (RFC 5322 §3.6.4)."""
     if not value:
         return ()
-    return tuple(utf8(m) for m in _MSG_ID_RE.findall(value))
+    return tuple(utf8(m) for m in _MSG_ID_RE.findall(value) if len(m) > 2)
 
 
 # ---------------------------------------------------------------------------
@@ -420,16 +478,19 @@ def parse_msg_ids(value: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class AddressItem:
-    """One IMAP ENVELOPE address, strings as latin-1 raw text.
+    """One IMAP ENVELOPE address (RFC 3501 §7.4.2), strings as latin-1 raw text.
 
-    A group start has ``host`` None and ``mailbox`` the group name; a group
-    end has every field None (RFC 3501 §7.4.2).
+    ``mailbox`` or ``host`` is None when the address lacks it (rendered as
+    Dovecot's ``MISSING_MAILBOX`` / ``MISSING_DOMAIN``).  A group start has
+    ``group`` "start" and its name in ``mailbox``; a group end has ``group``
+    "end".
     """
 
     name: str | None
     adl: str | None
     mailbox: str | None
     host: str | None
+    group: str = ""
 
 
 _SPECIALS = "<>@,;:."
@@ -507,37 +568,31 @@ def _is(token: _Token, special: str) -> bool:
 def _phrase(tokens: list[_Token]) -> str | None:
     """A display name: words joined as written, one space where there was any."""
     out: list[str] = []
-    after_comment = False
+    gap = False
     for kind, text, space in tokens:
         if kind == "comment":
-            after_comment = True
+            gap = True
             continue
-        if out and (space or after_comment):
+        if out and (space or gap):
             out.append(" ")
         out.append(text)
-        after_comment = False
-    return "".join(out) if out else None
+        gap = False
+    return "".join(out) or None
 
 
-def _quote_local(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _addr_spec(tokens: list[_Token]) -> tuple[str, str | None]:
-    """Split addr-spec tokens at the last "@" into (local part, domain or None)."""
+def _addr_spec(tokens: list[_Token]) -> tuple[str | None, str | None]:
+    """Split addr-spec tokens at the last "@" into (local part, domain)."""
     at = -1
     for idx, token in enumerate(tokens):
         if _is(token, "@"):
             at = idx
     local_tokens = tokens if at < 0 else tokens[:at]
-    local = "".join(
-        _quote_local(t) if k == "quoted" else t for k, t, _ in local_tokens if k != "comment"
-    )
+    # Dovecot gives a quoted local part without its quotes.
+    local = "".join(t for k, t, _ in local_tokens if k != "comment")
     if at < 0:
-        return local, None
+        return local or None, None
     domain = "".join(t for k, t, _ in tokens[at + 1 :] if k not in ("comment", "quoted"))
-    return local, domain
+    return local or None, domain or None
 
 
 def _mailbox(tokens: list[_Token]) -> AddressItem | None:
@@ -559,15 +614,24 @@ def _mailbox(tokens: list[_Token]) -> AddressItem | None:
     if not words:
         return None
     comments = [t.strip(_WSP) for k, t, _ in tokens if k == "comment" and t.strip(_WSP)]
+    comment = comments[-1] if comments else None
+    if not any(_is(t, "@") for t in words):
+        # No "@": a lone (dot-)atom is a mailbox without a domain; anything
+        # else ("Joe Public", a quoted string) is a name without an address.
+        if all(k == "atom" or (k == "special" and t == ".") for k, t, _ in words) and not any(
+            space for _, _, space in words[1:]
+        ):
+            return AddressItem(comment, None, "".join(t for _, t, _ in words), None)
+        return AddressItem(_phrase(words), None, None, None)
     local, domain = _addr_spec(words)
-    return AddressItem(comments[-1] if comments else None, None, local, domain)
+    return AddressItem(comment, None, local, domain)
 
 
 def parse_address_list(value: str | None) -> list[AddressItem]:
     """Parse an address-list header into ENVELOPE addresses, groups included.
 
-    Lenient: missing brackets, stray specials and unterminated quotes produce a
-    best reading.  A mailbox without ``@`` gets host None.
+    Lenient: missing brackets, stray specials, empty list members and
+    unterminated quotes or groups produce a best reading.
 
     Args:
         value: the unfolded header value (latin-1 text), or None.
@@ -587,7 +651,7 @@ def parse_address_list(value: str | None) -> list[AddressItem]:
             j += 1
         stop = tokens[j][1] if j < n else ""
         if stop == ":" and not in_group:
-            out.append(AddressItem(None, None, _phrase(tokens[i:j]) or "", None))
+            out.append(AddressItem(None, None, _phrase(tokens[i:j]) or "", None, "start"))
             in_group = True
             i = j + 1
             continue
@@ -602,11 +666,11 @@ def parse_address_list(value: str | None) -> list[AddressItem]:
         if item is not None:
             out.append(item)
         if stop == ";" and in_group:
-            out.append(AddressItem(None, None, None, None))
+            out.append(AddressItem(None, None, None, None, "end"))
             in_group = False
         i = j + 1
     if in_group:
-        out.append(AddressItem(None, None, None, None))
+        out.append(AddressItem(None, None, None, None, "end"))
     return out
 
 
@@ -616,31 +680,35 @@ def parse_address_list(value: str | None) -> list[AddressItem]:
 
 def to_text(data: bytes, charset: str | None) -> str:
     """Decode ``data`` in ``charset``; unknown charsets and bad bytes fall back to UTF-8."""
-    name = (charset or "us-ascii").strip().lower()
+    name = (charset or "").strip().lower()
     if name in ("us-ascii", "ascii", "utf-8", "utf8", ""):
         name = "utf-8"
     try:
-        codecs.lookup(name)
+        if codecs.lookup(name).name in ("base64", "hex", "quopri", "uu", "zlib", "bz2", "rot-13"):
+            name = "utf-8"  # bytes-to-bytes codecs are not charsets
         text = data.decode(name, "replace")
     except (LookupError, ValueError, TypeError):
         text = data.decode("utf-8", "replace")
     return text.replace("\x00", "")
 
 
+_NOT_BASE64_RE = re.compile(rb"[^A-Za-z0-9+/]+")
+
+
 def decode_body(data: bytes, encoding: str) -> bytes:
-    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown ones pass through."""
+    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown ones pass through.
+
+    Broken base64 decodes as far as it goes; nothing raises.
+    """
     if encoding == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+        cleaned = _NOT_BASE64_RE.sub(b"", data)
         cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
         try:
             return base64.b64decode(cleaned)
         except (binascii.Error, ValueError):
             return b""
     if encoding == "quoted-printable":
-        try:
-            return binascii.a2b_qp(data)
-        except (binascii.Error, ValueError):
-            return data
+        return binascii.a2b_qp(data)
     return data
 
 
@@ -648,7 +716,7 @@ _HTML_DROP_RE = re.compile(
     r"<(script|style|head|title)\b.*?</\1\s*>|<!--.*?-->|<!\[CDATA\[.*?\]\]>",
     re.IGNORECASE | re.DOTALL,
 )
-_HTML_BLOCK_RE = re.compile(r"<\s*/?\s*(br|p|div|tr|li|h[1-6]|table|blockquote)\b[^>]*>", re.I)
+_HTML_BLOCK_RE = re.compile(r"<\s*/?\s*(?:br|p|div|tr|li|h[1-6]|table|blockquote)\b[^>]*>", re.I)
 _HTML_TAG_RE = re.compile(r"<[^>]*>")
 
 
