@@ -238,3 +238,8 @@ def test_plain_round_trip(authcid: str, password: str, authzid: str) -> None:
         return
     ex = SaslExchange(Mechanism.PLAIN, b64(message))
     assert ex.credentials == SaslCredentials(Mechanism.PLAIN, authcid, password, authzid)
+
+
+def test_encode_base64() -> None:
+    assert sasl.encode_base64(b"Username:") == sasl.LOGIN_USERNAME_CHALLENGE
+    assert decode_base64(sasl.encode_base64(b"\x00\xff")) == b"\x00\xff"
