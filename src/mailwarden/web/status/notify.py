@@ -297,7 +297,7 @@ class Notifier:
         Raises:
             NotFound: unknown token.
         """
-        sub = self._by_token(token)
+        sub = self.by_token(token)
         if sub.confirmed_at is None:
             self._db.execute(
                 "UPDATE subscribers SET confirmed_at = ? WHERE id = ?",
@@ -311,7 +311,7 @@ class Notifier:
         Raises:
             NotFound: unknown token.
         """
-        sub = self._by_token(token)
+        sub = self.by_token(token)
         if sub.unsubscribed_at is None:
             self._db.execute(
                 "UPDATE subscribers SET unsubscribed_at = ? WHERE id = ?",
@@ -348,7 +348,12 @@ class Notifier:
         """Every subscriber, by address."""
         return self._subscribers("ORDER BY s.email", ())
 
-    def _by_token(self, token: str) -> Subscriber:
+    def by_token(self, token: str) -> Subscriber:
+        """Return the subscriber a link token belongs to.
+
+        Raises:
+            NotFound: unknown token.
+        """
         found = self._subscribers("WHERE s.token = ?", (token,))
         if not found:
             raise NotFound("unknown or expired link")

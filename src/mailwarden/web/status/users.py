@@ -74,8 +74,7 @@ class Users:
         self._db = db
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        # Verified against when the user does not exist, so both cases cost the same.
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+        self._dummy: str | None = None
 
     def add(self, username: str, password: str, role: Role) -> User:
         """Create an operator, or reset the password and role of an existing one.
@@ -126,7 +125,11 @@ class Users:
     def verify(self, username: str, password: str) -> User | None:
         """Check a password (blocking: run it in a thread). None when wrong."""
         row = self._db.one("SELECT * FROM users WHERE username = ?", (username,))
+        if row is None and self._dummy is None:
+            # Verified against when the user does not exist, so both cases cost the same.
+            self._dummy = self._hasher.hash(secrets.token_hex(16))
         stored = row["password_hash"] if row else self._dummy
+        assert stored is not None
         try:
             self._hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
