@@ -13,7 +13,7 @@ from mailwarden.mail.address import Address, AddressError, domain_to_unicode, no
         ("demo@example.test", "demo@example.test", "demo@example.test"),
         ("<Demo@EXAMPLE.test>", "demo@example.test", "Demo@example.test"),
         ("jörg@bücher.example", "jörg@xn--bcher-kva.example", "jörg@bücher.example"),
-        ("a.b+tag@xn--bcher-kva.example", "a.b+tag@xn--bcher-kva.example", "a.b+tag@bücher.example"),
+        ("a.b+t@xn--bcher-kva.example", "a.b+t@xn--bcher-kva.example", "a.b+t@bücher.example"),
     ],
 )
 def test_parse(text: str, key: str, display: str) -> None:
@@ -24,9 +24,19 @@ def test_parse(text: str, key: str, display: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "plain", "@example.test", "a@", "a..b@example.test", ".a@example.test",
-     "a b@example.test", "x" * 65 + "@example.test", "a@-x.test", "a@localhost",
-     '"quoted"@example.test'],
+    [
+        "",
+        "plain",
+        "@example.test",
+        "a@",
+        "a..b@example.test",
+        ".a@example.test",
+        "a b@example.test",
+        "x" * 65 + "@example.test",
+        "a@-x.test",
+        "a@localhost",
+        '"quoted"@example.test',
+    ],
 )
 def test_refused(text: str) -> None:
     with pytest.raises(AddressError):

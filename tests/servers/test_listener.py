@@ -95,8 +95,9 @@ async def test_internal_errors_get_an_incident_id_not_our_text(
 async def test_draining_refuses_new_sessions_only() -> None:
     draining = False
     handler = Echo()
-    listener = Listener(handler, "127.0.0.1", 0, limiter=ConnectionLimiter(10),
-                        is_draining=lambda: draining)
+    listener = Listener(
+        handler, "127.0.0.1", 0, limiter=ConnectionLimiter(10), is_draining=lambda: draining
+    )
     await listener.start()
     try:
         old_r, old_w = await asyncio.open_connection("127.0.0.1", listener.port)

@@ -15,9 +15,10 @@ from mailwarden.store.sqlite import SqliteStore
 HERE = Path(__file__).parent
 
 
-async def test_sigkill_during_appends_keeps_every_acknowledged_message(tmp_path: Path) -> None:
+def append_then_kill(data: Path) -> dict[int, str]:
+    """Run the appender, SIGKILL it mid-burst; return {uid: sha256} it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "kill_appender.py"), str(tmp_path)],
+        [sys.executable, str(HERE / "kill_appender.py"), str(data)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -41,6 +42,11 @@ async def test_sigkill_during_appends_keeps_every_acknowledged_message(tmp_path:
         child.wait()
         if child.stdout is not None:
             child.stdout.close()
+    return acknowledged
+
+
+async def test_sigkill_during_appends_keeps_every_acknowledged_message(tmp_path: Path) -> None:
+    acknowledged = append_then_kill(tmp_path)
 
     store = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs")
     try:
