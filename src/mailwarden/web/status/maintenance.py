@@ -212,6 +212,8 @@ class Maintenances:
             raise StatusError("a maintenance window must end after it starts")
         if not components:
             raise StatusError("name at least one affected component")
+        if not emergency and start <= now:
+            raise StatusError("maintenance cannot start in the past (use emergency to start now)")
         if not emergency and start - now < self.min_notice:
             raise StatusError(
                 f"maintenance needs {duration_words(self.min_notice)} notice;"
