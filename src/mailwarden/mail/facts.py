@@ -55,6 +55,7 @@ PREVIEW_CHARS = 200
 
 _NIL = b"NIL"
 _NEEDS_LITERAL_RE = re.compile(rb"[\r\n\x80-\xff]")
+_PLAIN_RE = re.compile(rb'[^\x00\r\n"\\\x80-\xff]*')
 
 
 def imap_string(value: bytes | str | None) -> bytes:
@@ -74,13 +75,13 @@ def imap_string(value: bytes | str | None) -> bytes:
     if value is None:
         return _NIL
     data = value.encode("utf-8", "replace") if isinstance(value, str) else value
+    if _PLAIN_RE.fullmatch(data):
+        return b'"' + data + b'"'
     if b"\x00" in data:
         data = data.replace(b"\x00", b"")
     if _NEEDS_LITERAL_RE.search(data):
         return b"{%d}\r\n%b" % (len(data), data)
-    if b"\\" in data or b'"' in data:
-        data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-    return b'"' + data + b'"'
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def _raw(latin: str | None) -> bytes:
@@ -326,11 +327,13 @@ def _content_type(header: mime.HeaderBlock, default: ContentType) -> ContentType
 class _Walker:
     """Builds the entity tree of one message in a single pass, within the limits.
 
-    Each entity is parsed knowing the stack of enclosing boundaries; it ends at
-    the first delimiter of any of them (:func:`mime.find_delimiter`) and hands
-    that delimiter back to its parent.  So every byte is scanned once per
-    level at most, and an outer delimiter closes inner parts that lack their
-    own close delimiter, as in Dovecot.
+    Each entity is parsed knowing the stack of enclosing boundaries.  Before
+    its header is read, the first delimiter of any of them is found
+    (:func:`mime.find_delimiter`): the header may not pass it, and a leaf part
+    ends there.  The entity hands that delimiter back to its parent, which
+    carries on from it.  So each byte is scanned at most once per nesting
+    level (``MAX_DEPTH`` bounds the work), and an outer delimiter closes inner
+    parts that lack their own close delimiter, as in Dovecot.
     """
 
     __slots__ = ("count", "raw", "size")
@@ -340,26 +343,27 @@ class _Walker:
         self.size = len(raw)
         self.count = 0
 
-    def header(self, start: int, stack: list[bytes]) -> mime.HeaderBlock:
-        """The header at ``start``, cut short by a delimiter if it has no blank line."""
-        header = mime.parse_header(self.raw, start, self.size)
-        if stack:
-            hit = mime.find_delimiter(self.raw, start, stack, limit=header.body_start)
-            if hit is not None:
-                header = mime.parse_header(self.raw, start, hit.content_end)
-        return header
+    def bound(self, hit: mime.Delimiter | None) -> int:
+        return self.size if hit is None else hit.content_end
 
     def message(
-        self, start: int, stack: list[bytes], prefix: str, depth: int
+        self,
+        start: int,
+        hit: mime.Delimiter | None,
+        stack: list[bytes],
+        prefix: str,
+        depth: int,
     ) -> tuple[_Message, mime.Delimiter | None]:
-        header = self.header(start, stack)
-        body, hit = self.entity(start, header, stack, prefix, depth, _TEXT_PLAIN, True)
+        """A message at ``start`` whose first enclosing delimiter is ``hit``."""
+        header = mime.parse_header(self.raw, start, self.bound(hit))
+        body, hit = self.entity(start, header, hit, stack, prefix, depth, _TEXT_PLAIN, True)
         return _Message(header, body), hit
 
     def entity(
         self,
         header_start: int,
         header: mime.HeaderBlock,
+        hit: mime.Delimiter | None,
         stack: list[bytes],
         section: str,
         depth: int,
@@ -367,6 +371,16 @@ class _Walker:
         message_body: bool,
     ) -> tuple[_Entity, mime.Delimiter | None]:
         """One entity; ``section`` is the message's prefix when ``message_body``.
+
+        Args:
+            header_start: offset of the entity's header.
+            header: the parsed header.
+            hit: the first delimiter of ``stack`` after ``header_start``.
+            stack: the enclosing boundaries.
+            section: the entity's section number (or the message's prefix).
+            depth: nesting depth.
+            default: the Content-Type if the header has none.
+            message_body: whether this is the body of a message.
 
         Returns:
             The entity and the delimiter of ``stack`` that ended it (None at
@@ -380,79 +394,74 @@ class _Walker:
             header = mime.HeaderBlock({}, header.body_start)
         ctype = _content_type(header, default)
         maintype = ctype.maintype.lower()
+        body_start = header.body_start
         if maintype == "multipart":
             # RFC 3501 §6.4.5: a message's multipart body has no number of
             # its own; a multipart inside a multipart does.
             own = "" if message_body else section
-            node = _Entity(own, header_start, header.body_start, header.body_start, header, ctype)
-            return node, self.multipart(node, stack, own or section, depth)
+            node = _Entity(own, header_start, body_start, body_start, header, ctype)
+            return node, self.multipart(node, hit, stack, own or section, depth)
         own = _join(section, "1") if message_body else section
-        node = _Entity(own, header_start, header.body_start, header.body_start, header, ctype)
+        node = _Entity(own, header_start, body_start, self.bound(hit), header, ctype)
         if maintype == "message" and ctype.subtype.lower() == "rfc822":
-            # Dovecot parses the encapsulated message whatever its encoding.
             if depth < MAX_DEPTH and self.count < MAX_PARTS:
-                node.message, hit = self.message(node.body_start, stack, own, depth + 1)
+                # Dovecot parses the encapsulated message whatever its encoding.
+                node.message, hit = self.message(body_start, hit, stack, own, depth + 1)
                 node.end = node.message.body.end
-                return node, hit
-            hit = self.leaf_end(node, stack)
-            # Too deep: an empty envelope and body keep BODYSTRUCTURE well formed.
-            empty = mime.HeaderBlock({}, node.body_start)
-            node.message = _Message(empty, self.empty_entity(_join(own, "1"), node.end))
-            return node, hit
-        return node, self.leaf_end(node, stack)
-
-    def leaf_end(self, node: _Entity, stack: list[bytes]) -> mime.Delimiter | None:
-        hit = mime.find_delimiter(self.raw, node.body_start, stack)
-        node.end = self.size if hit is None else hit.content_end
-        return hit
+            else:
+                # Too deep: an empty envelope and body keep BODYSTRUCTURE valid.
+                empty = mime.HeaderBlock({}, body_start)
+                node.message = _Message(empty, self.empty_entity(_join(own, "1"), node.end))
+        return node, hit
 
     def empty_entity(self, section: str, at: int) -> _Entity:
         self.count += 1
-        return _Entity(
-            section,
-            at,
-            at,
-            at,
-            mime.HeaderBlock({}, at),
-            ContentType("text", "plain", (_US_ASCII,)),
-        )
+        ctype = ContentType("text", "plain", (_US_ASCII,))
+        return _Entity(section, at, at, at, mime.HeaderBlock({}, at), ctype)
 
     def multipart(
-        self, node: _Entity, stack: list[bytes], prefix: str, depth: int
+        self,
+        node: _Entity,
+        hit: mime.Delimiter | None,
+        stack: list[bytes],
+        prefix: str,
+        depth: int,
     ) -> mime.Delimiter | None:
         """Split a multipart body (RFC 2046 §5.1.1) into ``node.children``.
 
         Returns:
-            The delimiter of ``stack`` that ended the multipart, epilogue
-            included.
+            The delimiter of ``stack`` that ended the multipart (its epilogue
+            included).
         """
         raw = self.raw
         boundary = node.ctype.param("boundary")
         out: mime.Delimiter | None
         if boundary is None or depth >= MAX_DEPTH or self.count >= MAX_PARTS:
-            out = self.leaf_end(node, stack)
+            node.end, out = self.bound(hit), hit
         else:
             inner = [*stack, boundary.encode("latin-1")]
             own_level = len(stack)
-            digest = node.ctype.subtype.lower() == "digest"
             # RFC 2046 §5.1.5: in a digest, parts are message/rfc822 by default.
+            digest = node.ctype.subtype.lower() == "digest"
             default = _MESSAGE_RFC822 if digest else _TEXT_PLAIN
-            hit = mime.find_delimiter(raw, node.body_start, inner)
+            delimiter = mime.find_delimiter(raw, node.body_start, inner)
             while True:
-                if hit is None:
+                if delimiter is None:
                     node.end, out = self.size, None
                     break
-                if hit.level < own_level:  # an enclosing delimiter: we are done
-                    node.end, out = hit.content_end, hit
+                if delimiter.level < own_level:  # an enclosing delimiter: done
+                    node.end, out = delimiter.content_end, delimiter
                     break
-                if hit.closing or self.count >= MAX_PARTS:
-                    out = mime.find_delimiter(raw, hit.line_end, stack)
-                    node.end = self.size if out is None else out.content_end
+                if delimiter.closing or self.count >= MAX_PARTS:
+                    out = mime.find_delimiter(raw, delimiter.line_end, stack)
+                    node.end = self.bound(out)
                     break
-                start = hit.line_end
-                child, hit = self.entity(
+                start = delimiter.line_end
+                following = mime.find_delimiter(raw, start, inner)
+                child, delimiter = self.entity(
                     start,
-                    self.header(start, inner),
+                    mime.parse_header(raw, start, self.bound(following)),
+                    following,
                     inner,
                     _join(prefix, str(len(node.children) + 1)),
                     depth + 1,
@@ -479,8 +488,7 @@ _WSP = " \t\r\n"
 # Wire forms (RFC 3501 §7.4.2)
 
 
-def _addresses(latin: str | None) -> bytes:
-    items = mime.parse_address_list(latin)
+def _addresses(items: list[mime.AddressItem]) -> bytes:
     if not items:
         return _NIL
     out = [b"("]
@@ -503,28 +511,36 @@ def _addresses(latin: str | None) -> bytes:
     return b"".join(out)
 
 
-def _envelope(header: mime.HeaderBlock) -> bytes:
+_ADDRESS_FIELDS = ("from", "sender", "reply-to", "to", "cc", "bcc")
+
+
+def _envelope(header: mime.HeaderBlock) -> tuple[bytes, dict[str, list[mime.AddressItem]]]:
     """ENVELOPE: date subject from sender reply-to to cc bcc in-reply-to message-id.
 
     Strings come from the last occurrence of a field and addresses from all
     of them, as Dovecot does with the (invalid) duplicates.
+
+    Returns:
+        The wire form, and the parsed address fields by name.
     """
-    from_ = _addresses(header.joined("from"))
-    sender = _addresses(header.joined("sender"))
-    reply_to = _addresses(header.joined("reply-to"))
-    return b"(%b %b %b %b %b %b %b %b %b %b)" % (
+    parsed = {name: mime.parse_address_list(header.joined(name)) for name in _ADDRESS_FIELDS}
+    from_ = _addresses(parsed["from"])
+    # RFC 3501 §7.4.2: absent or empty Sender and Reply-To take From's value.
+    sender = _addresses(parsed["sender"]) if parsed["sender"] else from_
+    reply_to = _addresses(parsed["reply-to"]) if parsed["reply-to"] else from_
+    wire = b"(%b %b %b %b %b %b %b %b %b %b)" % (
         _raw(header.last("date")),
         _raw(header.last("subject")),
         from_,
-        # RFC 3501 §7.4.2: absent or empty Sender and Reply-To take From's value.
-        from_ if sender == _NIL else sender,
-        from_ if reply_to == _NIL else reply_to,
-        _addresses(header.joined("to")),
-        _addresses(header.joined("cc")),
-        _addresses(header.joined("bcc")),
+        sender,
+        reply_to,
+        _addresses(parsed["to"]),
+        _addresses(parsed["cc"]),
+        _addresses(parsed["bcc"]),
         _raw(header.last("in-reply-to")),
         _raw(header.last("message-id")),
     )
+    return wire, parsed
 
 
 def _params(params: tuple[tuple[str, str], ...]) -> bytes:
@@ -548,50 +564,49 @@ def _extension(header: mime.HeaderBlock) -> bytes:
     return b"%b %b %b" % (dsp, lang, _raw(header.first("content-location")))
 
 
-def _structure(raw: bytes, node: _Entity, extended: bool) -> bytes:
-    """BODY (``extended`` False) or BODYSTRUCTURE of one entity, recursively."""
+def _structure(raw: bytes, node: _Entity) -> tuple[bytes, bytes]:
+    """(BODY, BODYSTRUCTURE) of one entity, built in one walk of the tree."""
     ctype = node.ctype
     header = node.header
     if node.children:
-        inner = b"".join(_structure(raw, child, extended) for child in node.children)
-        if not extended:
-            return b"(%b %b)" % (inner, _raw(ctype.subtype))
-        return b"(%b %b %b %b)" % (
-            inner,
-            _raw(ctype.subtype),
+        pairs = [_structure(raw, child) for child in node.children]
+        subtype = _raw(ctype.subtype)
+        body = b"(%b %b)" % (b"".join(p[0] for p in pairs), subtype)
+        full = b"(%b %b %b %b)" % (
+            b"".join(p[1] for p in pairs),
+            subtype,
             _params(ctype.params),
             _extension(header),
         )
+        return body, full
     encoding = header.first("content-transfer-encoding")
-    out = [
-        b"(%b %b %b %b %b %b %d"
-        % (
-            _raw(ctype.maintype),
-            _raw(ctype.subtype),
-            _params(ctype.params),
-            _raw(header.first("content-id")),
-            _raw(header.first("content-description")),
-            _raw(encoding.strip(_WSP) if encoding else "7bit"),
-            node.end - node.body_start,
-        )
-    ]
+    basic = b"(%b %b %b %b %b %b %d" % (
+        # RFC 3501 §9 media-message: Dovecot writes "message" "rfc822" in
+        # lower case when it describes the encapsulated message.
+        b'"message"' if node.message is not None else _raw(ctype.maintype),
+        b'"rfc822"' if node.message is not None else _raw(ctype.subtype),
+        _params(ctype.params),
+        _raw(header.first("content-id")),
+        _raw(header.first("content-description")),
+        _raw(encoding.strip(_WSP) if encoding else "7bit"),
+        node.end - node.body_start,
+    )
     if node.message is not None:
-        out.append(
-            b" %b %b %d"
-            % (
-                _envelope(node.message.header),
-                _structure(raw, node.message.body, extended),
-                raw.count(b"\n", node.body_start, node.end),
-            )
-        )
+        inner_body, inner_full = _structure(raw, node.message.body)
+        envelope = _envelope(node.message.header)[0]
+        lines = raw.count(b"\n", node.body_start, node.end)
+        body = b"%b %b %b %d)" % (basic, envelope, inner_body, lines)
+        full = b"%b %b %b %d" % (basic, envelope, inner_full, lines)
     elif ctype.maintype.lower() == "text":
         # body-fld-lines: Dovecot counts line feeds, so an unterminated last
         # line (the line break before a delimiter is not the part's) is not counted.
-        out.append(b" %d" % raw.count(b"\n", node.body_start, node.end))
-    if extended:
-        out.append(b" %b %b" % (_raw(header.first("content-md5")), _extension(header)))
-    out.append(b")")
-    return b"".join(out)
+        full = b"%b %d" % (basic, raw.count(b"\n", node.body_start, node.end))
+        body = full + b")"
+    else:
+        full = basic
+        body = basic + b")"
+    full = b"%b %b %b)" % (full, _raw(header.first("content-md5")), _extension(header))
+    return body, full
 
 
 # ---------------------------------------------------------------------------
@@ -659,9 +674,6 @@ def _filename(
     return None
 
 
-_SPACE_RE = re.compile(r"\s+")
-
-
 def _texts(raw: bytes, parts: list[tuple[_Entity, Part]]) -> tuple[str, str]:
     """(search text, preview) from the text/* parts."""
     chunks: list[str] = []
@@ -680,7 +692,7 @@ def _texts(raw: bytes, parts: list[tuple[_Entity, Part]]) -> tuple[str, str]:
             plain = text
         chunks.append(text)
     source = plain if plain is not None else html or ""
-    preview = _SPACE_RE.sub(" ", source[: PREVIEW_CHARS * 4]).strip()[:PREVIEW_CHARS]
+    preview = " ".join(source[: PREVIEW_CHARS * 4].split())[:PREVIEW_CHARS]
     return "\n".join(chunks), preview
 
 
@@ -696,31 +708,29 @@ def compute_facts(raw: bytes) -> MessageFacts:
     Returns:
         The facts.  Never raises: malformed input gets a best-effort reading.
     """
-    message, _ = _Walker(raw).message(0, [], "", 0)
+    message, _ = _Walker(raw).message(0, None, [], "", 0)
     header = message.header
     flat: list[tuple[_Entity, Part]] = []
     _flatten(message.body, "", flat)
     text, preview = _texts(raw, flat)
-    senders = [
-        a
-        for a in mime.parse_address_list(header.joined("from"))
-        if not a.group and a.mailbox is not None
-    ]
+    envelope, addresses = _envelope(header)
+    body, bodystructure = _structure(raw, message.body)
+    senders = [a for a in addresses["from"] if not a.group and a.mailbox is not None]
     first = senders[0] if senders else None
     in_reply_to = mime.parse_msg_ids(header.last("in-reply-to"))
     message_ids = mime.parse_msg_ids(header.last("message-id"))
     return MessageFacts(
         size=len(raw),
         header_end=header.body_start,
-        envelope=_envelope(header),
-        body=_structure(raw, message.body, extended=False),
-        bodystructure=_structure(raw, message.body, extended=True),
+        envelope=envelope,
+        body=body,
+        bodystructure=bodystructure,
         parts=tuple(part for _, part in flat),
         subject=mime.decode_words(header.last("subject") or ""),
         from_name=mime.decode_words(first.name) if first and first.name else "",
         from_addr=_address(first) if first else "",
-        to=_address_list(header.joined("to")),
-        cc=_address_list(header.joined("cc")),
+        to=_address_list(addresses["to"]),
+        cc=_address_list(addresses["cc"]),
         date=mime.parse_date(header.last("date")),
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
@@ -736,7 +746,5 @@ def _address(item: mime.AddressItem) -> str:
     return mime.utf8(f"{local}@{item.host}" if item.host else local).lower()
 
 
-def _address_list(latin: str | None) -> tuple[str, ...]:
-    return tuple(
-        _address(a) for a in mime.parse_address_list(latin) if not a.group and a.mailbox is not None
-    )
+def _address_list(items: list[mime.AddressItem]) -> tuple[str, ...]:
+    return tuple(_address(a) for a in items if not a.group and a.mailbox is not None)

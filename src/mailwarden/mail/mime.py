@@ -138,7 +138,7 @@ def parse_header(raw: bytes, start: int, end: int) -> HeaderBlock:
     if raw.startswith(b"\r\n", start, end):
         return HeaderBlock({}, start + 2)
     crlf = raw.find(b"\n\r\n", start, end)
-    lf = raw.find(b"\n\n", start, end)
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf + 1)
     if crlf < 0 and lf < 0:
         content_end = body_start = end
     elif lf < 0 or 0 <= crlf < lf:
@@ -501,62 +501,65 @@ _ATOM_STOP = frozenset(_SPECIALS + '()"[ \t\r\n')
 _Token = tuple[str, str, bool]
 
 
+_LEX_RE = re.compile(
+    r"""(?P<ws>[ \t\r\n]+)
+    |(?P<quoted>"(?P<qtext>(?:[^"\\]|\\.)*)"?)
+    |(?P<dlit>\[[^\]]*\]?)
+    |(?P<special>[<>@,;:.])
+    |(?P<atom>[^<>@,;:.()"\[ \t\r\n]+)
+    |(?P<comment>\()
+    |(?P<stray>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+_UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _comment_end(text: str, i: int) -> int:
+    """Offset just past the (nested) comment that opens at ``text[i]``."""
+    depth = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if not depth:
+                return i + 1
+        i += 1
+    return n
+
+
 def _tokenize(text: str) -> list[_Token]:
     """Split an address header into RFC 5322 §3.2 lexical tokens."""
     tokens: list[_Token] = []
     i, n = 0, len(text)
     space = False
+    match = _LEX_RE.match
     while i < n:
-        ch = text[i]
-        if ch in _WSP:
-            i += 1
+        m = match(text, i)
+        assert m is not None  # the last alternative matches any character
+        kind = m.lastgroup or "stray"
+        if kind == "ws":
             space = True
+            i = m.end()
             continue
-        if ch in _SPECIALS:
-            tokens.append(("special", ch, space))
-            i += 1
-        elif ch == '"':
-            i += 1
-            chars: list[str] = []
-            while i < n and text[i] != '"':
-                if text[i] == "\\" and i + 1 < n:
-                    i += 1
-                chars.append(text[i])
-                i += 1
-            i += 1
-            tokens.append(("quoted", "".join(chars), space))
-        elif ch == "(":
-            depth = 1
-            i += 1
-            chars = []
-            while i < n:
-                c = text[i]
-                if c == "\\" and i + 1 < n:
-                    i += 1
-                    c = text[i]
-                elif c == "(":
-                    depth += 1
-                elif c == ")":
-                    depth -= 1
-                    if not depth:
-                        break
-                chars.append(c)
-                i += 1
-            i += 1
-            tokens.append(("comment", "".join(chars), space))
-        elif ch == "[":
-            close = text.find("]", i)
-            close = n - 1 if close < 0 else close
-            tokens.append(("dlit", text[i : close + 1], space))
-            i = close + 1
+        if kind == "comment":
+            end = _comment_end(text, i)
+            body = text[i + 1 : end - 1 if text[end - 1 : end] == ")" else end]
+            tokens.append(("comment", _UNESCAPE_RE.sub(r"\1", body), space))
+            i = end
+        elif kind == "quoted":
+            body = m.group("qtext")
+            if "\\" in body:
+                body = _UNESCAPE_RE.sub(r"\1", body)
+            tokens.append(("quoted", body, space))
+            i = m.end()
         else:
-            j = i
-            while j < n and text[j] not in _ATOM_STOP:
-                j += 1
-            if j == i:  # a stray ")" or "]"
-                j += 1
-            tokens.append(("atom", text[i:j], space))
-            i = j
+            tokens.append(("atom" if kind == "stray" else kind, m.group(), space))
+            i = m.end()
         space = False
     return tokens
 
