@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailwarden.admin import ops
+from mailwarden.admin.drain import DrainSwitch
 from mailwarden.auth.passwords import PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.config import Config
@@ -51,9 +52,14 @@ class Node:
     store: Store
     auth: AuthService
     context: ServerContext
+    drain: DrainSwitch
     listeners: list[Listener] = field(default_factory=list)
     web_servers: list[Any] = field(default_factory=list)
-    draining: bool = False
+
+    @property
+    def draining(self) -> bool:
+        """Whether the node refuses new sessions (maintenance or ``mailwarden drain on``)."""
+        return self.drain.active()
 
     @classmethod
     async def start(cls, config: Config, *, with_status: bool = True) -> Node:
@@ -63,16 +69,11 @@ class Node:
         pool = VerifyPool(config.auth.verify_workers, config.auth.max_pending)
         auth = AuthService(store, hasher, pool)
         tls = server_tls_context(str(config.cert_path), str(config.key_path))
-        node_ref: list[Node] = []
+        drain = DrainSwitch(config.data_path)
         context = ServerContext(
-            store=store,
-            auth=auth,
-            tls=tls,
-            hostname=config.hostname,
-            is_draining=lambda: bool(node_ref and node_ref[0].draining),
+            store=store, auth=auth, tls=tls, hostname=config.hostname, is_draining=drain.active
         )
-        node = cls(config, store, auth, context)
-        node_ref.append(node)
+        node = cls(config, store, auth, context, drain)
         try:
             for name in PROTOCOL_MODULES:
                 make = _optional(name, "make_listeners")

@@ -24,10 +24,12 @@ import getpass
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 from mailwarden.admin import ops
+from mailwarden.admin.drain import DrainSwitch
 from mailwarden.auth.passwords import PasswordHasher
 from mailwarden.config import Config, ConfigError, load_config, sample_config
 from mailwarden.mail.address import AddressError
@@ -88,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     config.add_parser("sample", help="print an annotated sample configuration")
     config.add_parser("check", help="validate the configuration and exit")
+
+    drain = sub.add_parser("drain", help="refuse new sessions while current ones finish")
+    drain.add_argument("switch", choices=("on", "off", "status"))
+    drain.add_argument("--reason", default="maintenance", help="shown in logs and status")
+    drain.add_argument(
+        "--retry-after", type=int, default=300, help="seconds clients are told to wait"
+    )
 
     _domain_commands(sub)
     _user_commands(sub)
@@ -333,6 +342,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "init":
             return asyncio.run(_init(config))
+        if args.command == "drain":
+            return _drain(args, config)
         if args.command == "serve":
             from mailwarden.app import serve
 
@@ -372,6 +383,26 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+
+
+def _drain(args: argparse.Namespace, config: Config) -> int:
+    switch = DrainSwitch(config.data_path)
+    if args.switch == "on":
+        if args.retry_after < 1:
+            raise CliError("--retry-after must be at least 1 second")
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        switch.turn_on(args.reason, args.retry_after)
+    elif args.switch == "off":
+        switch.turn_off()
+    state = switch.read()
+    if state.active:
+        print(
+            f"draining since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(state.since))}"
+            f" ({state.reason}); clients retry after {state.retry_after}s"
+        )
+    else:
+        print("accepting new sessions")
+    return EXIT_OK
 
 
 async def _init(config: Config) -> int:
