@@ -1,0 +1,138 @@
+"""Probes: the hysteresis state machine, muting in maintenance, and real
+IMAP/POP3 logins against tiny loopback servers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from status_servers import LoginServer
+
+from mailwarden.web.status.model import ComponentStatus as S
+from mailwarden.web.status.probes import (
+    Hysteresis,
+    ImapLoginProbe,
+    Pop3LoginProbe,
+    ProbeMonitor,
+    ProbeResult,
+    ProbeState,
+    Verdict,
+    step,
+)
+from mailwarden.web.status.settings import ProbeSettings
+
+RULES = Hysteresis(failures_for_outage=3, slow_for_degraded=2, successes_to_recover=2)
+G, W, F = Verdict.GOOD, Verdict.SLOW, Verdict.FAIL
+
+
+def run(verdicts):
+    state = ProbeState()
+    seen = []
+    for verdict in verdicts:
+        state = step(state, verdict, RULES)
+        seen.append(state.status)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "final"),
+    [
+        ([F, F], S.OPERATIONAL),  # two failures are not an outage
+        ([F, F, F], S.MAJOR_OUTAGE),
+        ([F, F, G, F, F], S.OPERATIONAL),  # not consecutive
+        ([F, F, F, G], S.MAJOR_OUTAGE),  # one success does not recover
+        ([F, F, F, G, G], S.OPERATIONAL),
+        ([F, F, F, G, W], S.DEGRADED_PERFORMANCE),  # recovering but slow
+        ([W], S.OPERATIONAL),
+        ([W, W], S.DEGRADED_PERFORMANCE),
+        ([W, W, G], S.DEGRADED_PERFORMANCE),
+        ([W, W, G, G], S.OPERATIONAL),
+        ([W, W, G, W, G], S.DEGRADED_PERFORMANCE),  # flapping does not recover
+        ([W, W, F, F, F], S.MAJOR_OUTAGE),
+    ],
+)
+def test_hysteresis(verdicts, final):
+    assert run(verdicts)[-1] is final
+
+
+class FakeProbe:
+    def __init__(self, name, components, slow_ms=1000):
+        self.name = name
+        self.components = components
+        self.slow_ms = slow_ms
+        self.results: list[ProbeResult] = []
+
+    async def run(self):
+        return self.results.pop(0)
+
+
+async def test_monitor_sets_components_and_mutes_in_maintenance(service, clock):
+    imap = FakeProbe("a/imap", ("cluster-a-imap",))
+    monitor = ProbeMonitor(service.db, clock, service.components, [(imap, RULES)],
+                           interval=timedelta(minutes=1))  # fmt: skip
+    imap.results = [ProbeResult(False, None, "refused")] * 3
+    for n in range(3):
+        clock.advance(minutes=n and 1)
+        assert await monitor.run_due()
+    comp = service.components.get("cluster-a-imap")
+    assert comp.probe_status is S.MAJOR_OUTAGE and comp.effective_status is S.MAJOR_OUTAGE
+    imap.results = [ProbeResult(True, 50)]
+    clock.advance(seconds=30)
+    assert not await monitor.run_due()  # the interval has not passed
+
+    start = clock.now + timedelta(days=8)
+    (window,) = service.schedule_maintenance(
+        "op", "IMAP work", start, start + timedelta(hours=1), components=["cluster-a-imap"]
+    )
+    clock.set(start)
+    service.maintenances.tick()
+    imap.results = [ProbeResult(True, 50), ProbeResult(True, 50)]
+    await monitor.run_all()
+    await monitor.run_all()
+    # Muted: the history has them, the state did not move.
+    assert monitor.state("a/imap").status is S.MAJOR_OUTAGE
+    assert [h.muted for h in monitor.history("a/imap")][:2] == [True, True]
+    assert service.components.get("cluster-a-imap").effective_status is S.UNDER_MAINTENANCE
+
+    clock.set(window.planned_end)
+    service.maintenances.tick()
+    imap.results = [ProbeResult(True, 50), ProbeResult(True, 50)]
+    await monitor.run_all()
+    await monitor.run_all()
+    assert service.components.get("cluster-a-imap").effective_status is S.OPERATIONAL
+    assert len(monitor.history("a/imap")) == 7
+    clock.advance(days=91)
+    assert monitor.prune() == 7
+
+
+async def test_slow_logins_mark_degraded(service, clock):
+    probe = FakeProbe("a/pop3", ("cluster-a-pop3",), slow_ms=2000)
+    monitor = ProbeMonitor(service.db, clock, service.components, [(probe, RULES)])
+    probe.results = [ProbeResult(True, 2500), ProbeResult(True, 3000)]
+    await monitor.run_all()
+    await monitor.run_all()
+    assert service.components.get("cluster-a-pop3").effective_status is S.DEGRADED_PERFORMANCE
+
+
+async def test_real_imap_and_pop3_login_probes():
+    imap = await LoginServer("imap").start()
+    pop = await LoginServer("pop3").start()
+    try:
+        ports = {"imap_port": imap.port, "pop3_port": pop.port, "timeout": 5}
+        good = ProbeSettings("a", account="p@example.test", password="probe-secret", **ports)
+        bad = ProbeSettings("a", account="p@example.test", password="wrong", **ports)
+        ok_imap = await ImapLoginProbe(good).run()
+        ok_pop = await Pop3LoginProbe(good).run()
+        bad_imap = await ImapLoginProbe(bad).run()
+        bad_pop = await Pop3LoginProbe(bad).run()
+    finally:
+        await imap.stop()
+        await pop.stop()
+    assert ok_imap.ok and ok_imap.latency_ms is not None
+    assert ok_pop.ok
+    assert (imap.logins, pop.logins) == (1, 1)
+    assert not bad_imap.ok and "AUTHENTICATIONFAILED" in bad_imap.detail
+    assert not bad_pop.ok
+    down = ProbeSettings(cluster="a", imap_port=imap.port, timeout=2)  # server stopped
+    result = await ImapLoginProbe(down).run()
+    assert not result.ok
