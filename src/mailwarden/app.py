@@ -24,6 +24,8 @@ from typing import Any
 
 from mailwarden.admin import ops
 from mailwarden.admin.drain import DrainSwitch
+from mailwarden.admin.tokens import AdminTokens
+from mailwarden.admin.traffic import TrafficRecorder
 from mailwarden.auth.passwords import PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.config import Config
@@ -53,8 +55,11 @@ class Node:
     auth: AuthService
     context: ServerContext
     drain: DrainSwitch
+    traffic: TrafficRecorder
+    admin_tokens: AdminTokens
     listeners: list[Listener] = field(default_factory=list)
     web_servers: list[Any] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def draining(self) -> bool:
@@ -73,19 +78,37 @@ class Node:
         context = ServerContext(
             store=store, auth=auth, tls=tls, hostname=config.hostname, is_draining=drain.active
         )
-        node = cls(config, store, auth, context, drain)
+        traffic = TrafficRecorder(config.data_path)
+        node = cls(config, store, auth, context, drain, traffic, AdminTokens(config.data_path))
         try:
             for name in PROTOCOL_MODULES:
                 make = _optional(name, "make_listeners")
                 if make is not None:
                     node.listeners += make(context, config)
             for listener in node.listeners:
+                listener.on_accept = node._session_counter(listener.handler.name)
                 await listener.start()
+            node._tasks.append(asyncio.create_task(node._flush_traffic(), name="traffic"))
             await node._start_web(with_status)
         except BaseException:
             await node.stop()
             raise
         return node
+
+    def _session_counter(self, service: str) -> Callable[[], None]:
+        series = "smtp_sessions" if service.startswith(("smtp", "submission")) else None
+
+        def count() -> None:
+            self.traffic.count(f"sessions_{service}")
+            if series:
+                self.traffic.count(series)
+
+        return count
+
+    async def _flush_traffic(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            await asyncio.to_thread(self.traffic.flush)
 
     async def _start_web(self, with_status: bool) -> None:
         import uvicorn
@@ -122,6 +145,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop accepting, let sessions finish briefly, close the store."""
+        for task in self._tasks:
+            task.cancel()
         for server, _ in self.web_servers:
             server.should_exit = True
         await asyncio.gather(*(listener.stop() for listener in self.listeners))
@@ -129,6 +154,7 @@ class Node:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
         self.auth.pool.shutdown()
+        await asyncio.to_thread(self.traffic.flush)
         await self.store.close()
 
 

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 from mailwarden.admin import ops
 from mailwarden.admin.drain import DrainSwitch
+from mailwarden.admin.tokens import AdminTokens
 from mailwarden.auth.passwords import PasswordHasher
 from mailwarden.config import Config, ConfigError, load_config, sample_config
 from mailwarden.mail.address import AddressError
@@ -97,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument(
         "--retry-after", type=int, default=300, help="seconds clients are told to wait"
     )
+
+    token = sub.add_parser("admin-token", help="bearer tokens for the admin API")
+    token_sub = token.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    token_sub.add_parser("create", help="make a token (shown once)").add_argument("name")
+    token_sub.add_parser("list", help="list token names")
+    token_sub.add_parser("revoke", help="delete a token").add_argument("name")
 
     _domain_commands(sub)
     _user_commands(sub)
@@ -344,6 +351,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_init(config))
         if args.command == "drain":
             return _drain(args, config)
+        if args.command == "admin-token":
+            return _admin_token(args, config)
         if args.command == "serve":
             from mailwarden.app import serve
 
@@ -383,6 +392,27 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+
+
+def _admin_token(args: argparse.Namespace, config: Config) -> int:
+    tokens = AdminTokens(config.data_path)
+    if args.action == "create":
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        try:
+            token = tokens.create(args.name)
+        except ValueError as exc:
+            raise CliError(
+                str(exc), EXIT_EXISTS if "exists" in str(exc) else EXIT_REFUSED
+            ) from None
+        print(f"token {args.name} (shown only once): {token}")
+    elif args.action == "list":
+        for name in tokens.names():
+            print(name)
+    elif not tokens.revoke(args.name):
+        raise CliError(f"no such token: {args.name}", EXIT_NOT_FOUND)
+    else:
+        print(f"revoked token {args.name}")
+    return EXIT_OK
 
 
 def _drain(args: argparse.Namespace, config: Config) -> int:

@@ -166,6 +166,7 @@ class Listener:
         self.limiter = limiter
         self.tls = tls
         self.is_draining = is_draining
+        self.on_accept: Callable[[], None] | None = None  # e.g. a traffic counter
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -224,6 +225,8 @@ class Listener:
             log.warning("%s: too many connections from %s", self.handler.name, conn.peer_host)
             await self._refuse(conn, self.handler.busy_reply(), "limit")
             return
+        if self.on_accept is not None:
+            self.on_accept()
         try:
             await self.handler.handle(conn)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as exc:

@@ -11,7 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+
+from mailwarden.web.admin_api import make_admin_api
 
 if TYPE_CHECKING:
     from mailwarden.app import Node
@@ -46,5 +48,6 @@ def make_app(node: Node) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Mount("/api/admin", app=make_admin_api(node)),
         ]
     )
