@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -277,3 +281,21 @@ def test_all_is_exact() -> None:
             and not isinstance(v, type(c))
         }
         assert names <= set(mod.__all__) | {"annotations", "MiB"}, names - set(mod.__all__)
+
+
+def test_proto_smtp_imports_stay_pure() -> None:
+    root = Path(smtp_pkg.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top == "mailwarden":
+                    assert name.startswith(("mailwarden.proto", "mailwarden.mail")), (path, name)
+                else:
+                    assert top in sys.stdlib_module_names, (path, name)
+                    assert top not in {"asyncio", "socket", "time", "ssl", "selectors"}, name
