@@ -394,6 +394,14 @@ class _Walker:
             header = mime.HeaderBlock({}, header.body_start)
         ctype = _content_type(header, default)
         maintype = ctype.maintype.lower()
+        boundary = ctype.param("boundary") if maintype == "multipart" else None
+        if boundary and hit is not None and len(boundary) > len(stack[hit.level]):
+            delimiter = b"--" + boundary.encode("latin-1")
+            if self.raw.startswith(delimiter, hit.start):
+                # The line that cut the header short is our own first
+                # delimiter (an enclosing boundary is a prefix of ours), so
+                # the blank line before it ends the header after all.
+                header = mime.parse_header(self.raw, header_start, hit.start)
         body_start = header.body_start
         if maintype == "multipart":
             # RFC 3501 §6.4.5: a message's multipart body has no number of

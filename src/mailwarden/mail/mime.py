@@ -178,6 +178,7 @@ class Delimiter:
 
     Attributes:
         level: index of the matching boundary in the list searched.
+        start: offset of the delimiter line (its ``--``).
         content_end: offset of the line break before the delimiter, which
             belongs to the delimiter (RFC 2046 §5.1.1): content ends here.
         line_end: offset just past the delimiter line.
@@ -185,6 +186,7 @@ class Delimiter:
     """
 
     level: int
+    start: int
     content_end: int
     line_end: int
     closing: bool
@@ -241,6 +243,7 @@ def find_delimiter(
                     content_end -= 1
             return Delimiter(
                 level=best,
+                start=cand,
                 content_end=content_end,
                 line_end=len(raw) if newline < 0 else newline + 1,
                 closing=raw.startswith(b"--", after),
@@ -630,6 +633,40 @@ def _mailbox(tokens: list[_Token]) -> AddressItem | None:
     return AddressItem(comment, None, local, domain)
 
 
+# The everyday shapes -- ``a@b``, ``Name <a@b>``, ``"Name" <a@b>`` -- read by
+# one regular expression; anything else takes the tokenizer.
+_FAST_ADDRESS_RE = re.compile(
+    r"""[ \t]*(?:
+        "(?P<quoted>[^"\\]*)"[ \t]*<(?P<qlocal>[^<>@\s",]+)@(?P<qhost>[^<>@\s",]+)>
+       |(?P<phrase>[^<>@",]*?)[ \t]*<(?P<plocal>[^<>@\s",]+)@(?P<phost>[^<>@\s",]+)>
+       |(?P<local>[^<>@\s",]+)@(?P<host>[^<>@\s",]+)
+    )[ \t]*(?:,|$)""",
+    re.VERBOSE,
+)
+_FAST_EXCLUDED = frozenset("\\()[]:;")
+
+
+def _fast_address_list(value: str) -> list[AddressItem] | None:
+    if not _FAST_EXCLUDED.isdisjoint(value):
+        return None
+    out: list[AddressItem] = []
+    pos, n = 0, len(value)
+    match = _FAST_ADDRESS_RE.match
+    while pos < n:
+        m = match(value, pos)
+        if m is None or m.end() == pos:
+            return None
+        if m["qlocal"] is not None:
+            out.append(AddressItem(m["quoted"] or None, None, m["qlocal"], m["qhost"]))
+        elif m["plocal"] is not None:
+            name = " ".join(m["phrase"].split())
+            out.append(AddressItem(name or None, None, m["plocal"], m["phost"]))
+        else:
+            out.append(AddressItem(None, None, m["local"], m["host"]))
+        pos = m.end()
+    return out
+
+
 def parse_address_list(value: str | None) -> list[AddressItem]:
     """Parse an address-list header into ENVELOPE addresses, groups included.
 
@@ -644,6 +681,12 @@ def parse_address_list(value: str | None) -> list[AddressItem]:
     """
     if not value:
         return []
+    fast = _fast_address_list(value)
+    return fast if fast is not None else _slow_address_list(value)
+
+
+def _slow_address_list(value: str) -> list[AddressItem]:
+    """The general address-list reader, over RFC 5322 tokens."""
     tokens = _tokenize(value)
     out: list[AddressItem] = []
     i, n = 0, len(tokens)
@@ -705,7 +748,11 @@ def decode_body(data: bytes, encoding: str) -> bytes:
     """
     if encoding == "base64":
         cleaned = _NOT_BASE64_RE.sub(b"", data)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        # Padding was dropped with the line breaks; restore it (a lone
+        # trailing sextet carries no whole octet and goes).
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]
+        cleaned += b"=" * (-len(cleaned) % 4)
         try:
             return base64.b64decode(cleaned)
         except (binascii.Error, ValueError):
