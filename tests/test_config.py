@@ -77,3 +77,21 @@ def test_sample_is_valid_toml_with_every_default(tmp_path: Path) -> None:
     path.write_text(text)
     assert tomllib.loads(text)["imap"]["port"] == 1143
     assert load_config(path, env={}) == Config()
+
+
+def test_status_options_live_in_the_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "mw.toml"
+    path.write_text(
+        '[status]\nport = 9081\npublic_url = "https://status.example.net"\nmin_notice = "3d"\n'
+    )
+    config = load_config(path, env={})
+    assert config.status.port == 9081
+    assert config.status.options == {
+        "public_url": "https://status.example.net",
+        "min_notice": "3d",
+    }
+    path.write_text('[status]\nbogus = 1\nmin_notice = "soon"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    text = "\n".join(info.value.problems)
+    assert "status.bogus: unknown setting" in text and "min_notice" in text

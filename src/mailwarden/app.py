@@ -121,7 +121,10 @@ class Node:
         if with_status and self.config.status.enabled:
             make_status = _optional("mailwarden.web.status.app", "make_app")
             if make_status is not None:
-                status_app = make_status(self.config.status_db_path)
+                from mailwarden.web.status.settings import StatusSettings
+
+                settings = StatusSettings.from_mapping(dict(self.config.status.options))
+                status_app = make_status(self.config.status_db_path, settings)
                 apps.append(("status", status_app, self.config.status.port))
         for name, app, port in apps:
             server = uvicorn.Server(

@@ -184,6 +184,14 @@ class StatusConfig:
     enabled: bool = setting(True, "Run the status page with `serve`.")
     port: int = setting(8081, "HTTP port of the status page.", min=0, max=65535)
     database: str = setting("", "SQLite file of the status page. Empty: <data_dir>/status.db.")
+    options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Other [status] keys (relay, nodes, probes, public_url, min_notice,"
+            " reminders, ...), validated by the status service; see its settings module.",
+            "extra": True,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +301,26 @@ def load_config(
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     config = _build(Config, raw, "", problems)
+    if isinstance(config, Config) and config.status.options:
+        problems += _status_problems(config.status.options)
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, Config)
     return config
+
+
+def _status_problems(options: dict[str, Any]) -> list[str]:
+    """Problems in the status page's own settings (validated by the status package)."""
+    from mailwarden.web.status.model import StatusError
+    from mailwarden.web.status.settings import StatusSettings
+
+    try:
+        StatusSettings.from_mapping(options)
+    except StatusError as exc:
+        return str(exc).split("; ")
+    except (TypeError, ValueError) as exc:
+        return [f"status: {exc}"]
+    return []
 
 
 def _overlay_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
@@ -345,11 +369,17 @@ def _build(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
         raw = {}
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    extra = next((f.name for f in dataclasses.fields(cls) if f.metadata.get("extra")), None)
+    values: dict[str, Any] = {}
     for key in raw:
         if key not in known:
-            problems.append(f"{prefix}{key}: unknown setting")
-    values: dict[str, Any] = {}
+            if extra is None:
+                problems.append(f"{prefix}{key}: unknown setting")
+            else:
+                values.setdefault(extra, {})[key] = raw[key]
     for f in dataclasses.fields(cls):
+        if f.metadata.get("extra"):
+            continue
         if f.name not in raw:
             continue
         key = f"{prefix}{f.name}"
@@ -405,6 +435,9 @@ def sample_config() -> str:
     for name, section in sections:
         lines += [f"[{name}]", f"# {type(section).__doc__}"]
         for f in dataclasses.fields(section):
+            if f.metadata.get("extra"):
+                lines.append(f"# {f.metadata['doc']}")
+                continue
             lines += [f"# {f.metadata['doc']}", f"{f.name} = {_toml(getattr(section, f.name))}"]
         lines.append("")
     return "\n".join(lines)

@@ -246,6 +246,9 @@ def _people_commands(groups: Any) -> None:
 def settings_from(args: argparse.Namespace, config: Any) -> StatusSettings:
     """Status settings from ``--settings``, the node config and ``--db``."""
     settings = StatusSettings()
+    options = getattr(getattr(config, "status", None), "options", None)
+    if options:
+        settings = StatusSettings.from_mapping(dict(options))
     if getattr(args, "settings", None):
         with open(args.settings, "rb") as handle:
             data = tomllib.load(handle)
