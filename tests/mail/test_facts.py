@@ -518,6 +518,19 @@ def test_ten_kilobyte_message_is_fast() -> None:
     assert (time.process_time() - start) / 20 < 0.02
 
 
+def test_hostile_delimiter_lines_stay_linear() -> None:
+    """Many "--" lines that match no boundary, under deep nesting (a security limit)."""
+    raw = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(MAX_DEPTH)
+    )
+    raw += b"\r\n" + b"--x\r\n--b\r\n" * 100_000
+    start = time.process_time()
+    facts = compute_facts(raw)
+    assert time.process_time() - start < 2.0
+    check_offsets(raw, facts)
+
+
 # ---------------------------------------------------------------------------
 # Properties
 

@@ -28,6 +28,7 @@ import binascii
 import codecs
 import email.header
 import email.utils
+import functools
 import html
 import re
 import urllib.parse
@@ -192,9 +193,17 @@ class Delimiter:
     closing: bool
 
 
-def find_delimiter(
-    raw: bytes, pos: int, boundaries: list[bytes], limit: int | None = None
-) -> Delimiter | None:
+_MAX_MISSES = 32
+
+
+@functools.lru_cache(maxsize=64)
+def _delimiter_re(boundaries: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """A pattern for a line break followed by ``--`` and any of ``boundaries``."""
+    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
+    return re.compile(b"\n--(?:" + alternatives + b")")
+
+
+def find_delimiter(raw: bytes, pos: int, boundaries: list[bytes]) -> Delimiter | None:
     """Find the first delimiter line at or after the line start ``pos``.
 
     A line is a delimiter of a boundary when it begins with ``--boundary``:
@@ -213,27 +222,37 @@ def find_delimiter(
         raw: the whole message.
         pos: where to start; the start of a line, or a line break.
         boundaries: the active boundaries, outermost first.
-        limit: if given, only lines that start before ``limit`` count.
 
     Returns:
         The delimiter, or None if no line matches.
     """
     if not boundaries:
         return None
-    end = len(raw) if limit is None else min(limit + 2, len(raw))
+    end = len(raw)
     cand = pos if raw.startswith(b"--", pos, end) else -1
     search = pos
+    misses = 0
     while True:
         if cand < 0:
-            found = raw.find(b"\n--", search, end)
-            if found < 0:
-                return None
-            cand = search = found + 1
+            if misses > _MAX_MISSES:
+                # Many lines start with "--" but match nothing (hostile or
+                # odd input): let one regular expression skip them in C.
+                m = _delimiter_re(tuple(boundaries)).search(raw, search, end)
+                if m is None:
+                    return None
+                cand = search = m.start() + 1
+            else:
+                found = raw.find(b"\n--", search, end)
+                if found < 0:
+                    return None
+                cand = search = found + 1
         best, best_len = -1, -1
         for level, boundary in enumerate(boundaries):
             if len(boundary) > best_len and raw.startswith(boundary, cand + 2):
                 best, best_len = level, len(boundary)
-        if best >= 0:
+        if best < 0:
+            misses += 1
+        else:
             after = cand + 2 + best_len
             newline = raw.find(b"\n", after)
             content_end = cand
