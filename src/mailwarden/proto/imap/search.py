@@ -1,0 +1,224 @@
+"""SEARCH evaluation over per-message data (RFC 3501 §6.4.4, RFC 7162 §3.1.5, RFC 4731).
+
+Theory of operation.  :func:`search_needs` says what a query needs loaded
+(the facts computed at delivery for SUBJECT/FROM/TO/CC/BODY/SENT*, the raw
+header for BCC/HEADER/TEXT); the server loads that for each candidate and
+calls :func:`matches`.  String keys compare case-insensitively as substrings
+of decoded text (RFC 3501 §6.4.4: "a substring of the field"), after RFC 2047
+decoding so that non-ASCII searches (CHARSET UTF-8) find encoded headers.
+Dates compare calendar days in UTC.  ``\\Recent`` is never set here (the
+store keeps no per-session recent state, which RFC 9051 dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from mailwarden.mail.facts import MessageFacts
+from mailwarden.mail.mime import HeaderBlock, decode_words, parse_header
+from mailwarden.proto.imap import commands as c
+from mailwarden.proto.imap.responses import compact_set
+
+__all__ = [
+    "SearchMessage",
+    "SearchNeeds",
+    "esearch_response",
+    "matches",
+    "search_needs",
+]
+
+_HEADER_TEXT = frozenset({"BCC"})
+_FACT_TEXT = frozenset({"FROM", "TO", "CC", "SUBJECT", "BODY"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchNeeds:
+    facts: bool
+    header: bool
+
+
+@dataclass(slots=True)
+class SearchMessage:
+    """One message as SEARCH sees it.
+
+    Attributes:
+        header: the raw header block when :func:`search_needs` asked for it.
+    """
+
+    seq: int
+    uid: int
+    flags: frozenset[str]
+    internal_date: int
+    size: int
+    modseq: int
+    facts: MessageFacts | None = None
+    header: bytes | None = None
+    _parsed: HeaderBlock | None = None
+
+    def header_values(self, name: str) -> list[str]:
+        if self.header is None:
+            return []
+        if self._parsed is None:
+            self._parsed = parse_header(self.header, 0, len(self.header))
+        return [decode_words(v) for v in self._parsed.fields.get(name.lower(), [])]
+
+
+def search_needs(key: c.SearchKey) -> SearchNeeds:
+    """What must be loaded to evaluate ``key``."""
+    facts = header = False
+    stack: list[c.SearchKey] = [key]
+    while stack:
+        k = stack.pop()
+        match k:
+            case c.SearchText(field=f):
+                if f in _HEADER_TEXT:
+                    header = True
+                elif f == "TEXT":
+                    header = facts = True
+                else:
+                    facts = True
+            case c.SearchHeader():
+                header = True
+            case c.SearchDate(sent=True):
+                facts = True
+            case c.SearchNot(key=inner):
+                stack.append(inner)
+            case c.SearchOr(left=a, right=b):
+                stack += [a, b]
+            case c.SearchAnd(keys=keys):
+                stack += keys
+            case _:
+                pass
+    return SearchNeeds(facts, header)
+
+
+def _day(epoch: int) -> date:
+    return datetime.fromtimestamp(epoch, UTC).date()
+
+
+def _has_flag(flags: frozenset[str], flag: str) -> bool:
+    if flag.startswith("\\"):
+        low = flag.lower()
+        return any(f.lower() == low for f in flags)
+    return flag in flags or any(f.lower() == flag.lower() for f in flags)
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return needle.casefold() in haystack.casefold()
+
+
+def _text(msg: SearchMessage, field: str, value: str) -> bool:
+    f = msg.facts
+    if field == "BCC":
+        return any(_contains(v, value) for v in msg.header_values("bcc"))
+    if f is None:
+        raise ValueError(f"SEARCH {field} needs the message facts")
+    match field:
+        case "SUBJECT":
+            return _contains(f.subject, value)
+        case "FROM":
+            return _contains(f.from_name + " <" + f.from_addr + ">", value) or any(
+                _contains(v, value) for v in msg.header_values("from")
+            )
+        case "TO":
+            return any(_contains(a, value) for a in f.to) or any(
+                _contains(v, value) for v in msg.header_values("to")
+            )
+        case "CC":
+            return any(_contains(a, value) for a in f.cc) or any(
+                _contains(v, value) for v in msg.header_values("cc")
+            )
+        case "BODY":
+            return _contains(f.text, value)
+        case _:  # TEXT: header and body (RFC 3501 §6.4.4)
+            if _contains(f.text, value):
+                return True
+            if msg.header is None:
+                return False
+            if _contains(msg.header.decode("utf-8", "replace"), value):
+                return True
+            parsed = msg._parsed or parse_header(msg.header, 0, len(msg.header))
+            msg._parsed = parsed
+            return any(
+                _contains(decode_words(v), value) for vs in parsed.fields.values() for v in vs
+            )
+
+
+def matches(key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int) -> bool:
+    """Whether ``msg`` satisfies ``key``.
+
+    Args:
+        key: the search key.
+        msg: the message, with what :func:`search_needs` asked for loaded.
+        max_seq: the number of messages (``*`` in a sequence set).
+        max_uid: the highest UID (``*`` in a UID set).
+    """
+    match key:
+        case c.SearchAnd(keys=keys):
+            return all(matches(k, msg, max_seq, max_uid) for k in keys)
+        case c.SearchFlag(flag=flag, present=present):
+            if flag == "\\Recent":
+                return not present
+            return _has_flag(msg.flags, flag) == present
+        case c.SearchText(field=field, value=value):
+            return _text(msg, field, value)
+        case c.SearchHeader(field=field, value=value):
+            values = msg.header_values(field)
+            # RFC 3501 §6.4.4: an empty string matches every message with the field
+            return any(_contains(v, value) for v in values) if value else bool(values)
+        case c.SearchDate(op=op, sent=sent, day=day):
+            if sent:
+                if msg.facts is None:
+                    raise ValueError("SENT* needs the message facts")
+                epoch = msg.facts.date if msg.facts.date is not None else msg.internal_date
+            else:
+                epoch = msg.internal_date
+            d = _day(epoch)
+            return d < day if op == "BEFORE" else d == day if op == "ON" else d >= day
+        case c.SearchNumber(op=op, value=value):
+            return msg.size > value if op == "LARGER" else msg.size < value
+        case c.SearchSet(uid=uid, set=seqs):
+            if uid:
+                return seqs.contains(msg.uid, max_uid)
+            return seqs.contains(msg.seq, max_seq)
+        case c.SearchModseq(modseq=modseq):
+            return msg.modseq >= modseq
+        case c.SearchNot(key=inner):
+            return not matches(inner, msg, max_seq, max_uid)
+        case c.SearchOr(left=a, right=b):
+            return matches(a, msg, max_seq, max_uid) or matches(b, msg, max_seq, max_uid)
+    raise AssertionError(f"unknown search key {key!r}")  # pragma: no cover
+
+
+def esearch_response(
+    tag: str,
+    uid: bool,
+    options: tuple[str, ...],
+    numbers: Sequence[int],
+    modseq: int | None = None,
+) -> bytes:
+    """``* ESEARCH (TAG "a") UID MIN 1 ...`` (RFC 4731 §3.1); ``()`` means ALL.
+
+    Args:
+        numbers: the matches, ascending.
+        modseq: the highest mod-sequence among the matches, when the search
+            used MODSEQ (RFC 7162 §3.1.5).
+    """
+    opts = options or ("ALL",)
+    out = b'ESEARCH (TAG "' + tag.encode("ascii") + b'")'
+    if uid:
+        out += b" UID"
+    if numbers:
+        if "MIN" in opts:
+            out += b" MIN %d" % numbers[0]
+        if "MAX" in opts:
+            out += b" MAX %d" % numbers[-1]
+        if "ALL" in opts:
+            out += b" ALL " + compact_set(numbers)
+    if "COUNT" in opts:
+        out += b" COUNT %d" % len(numbers)
+    if modseq is not None and numbers:
+        out += b" MODSEQ %d" % modseq
+    return out

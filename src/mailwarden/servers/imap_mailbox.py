@@ -1,0 +1,515 @@
+"""The IMAP server's selected-mailbox commands: SELECT, FETCH, STORE, SEARCH, SORT,
+THREAD, COPY, MOVE, EXPUNGE, and the refresh that carries other sessions' changes.
+
+Split from :mod:`mailwarden.servers.imap` to keep files short.  The rules live
+in the pure modules of :mod:`mailwarden.proto.imap` (:mod:`~.mailbox` for
+sequence numbers and pending expunges, :mod:`~.fetch`, :mod:`~.search`,
+:mod:`~.sortthread`); this module loads from the store what they need, in
+chunks, and writes the answers through the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from mailwarden.mail.facts import MessageFacts
+from mailwarden.proto.imap import commands as c
+from mailwarden.proto.imap.fetch import (
+    FetchMessage,
+    fast_fetch_lines,
+    fetch_needs,
+    flags_bytes,
+    is_fast,
+    render_fetch,
+    sets_seen,
+)
+from mailwarden.proto.imap.mailbox import MailboxView
+from mailwarden.proto.imap.responses import (
+    RawLines,
+    Tagged,
+    Untagged,
+    UntaggedStatus,
+    compact_set,
+)
+from mailwarden.proto.imap.search import SearchMessage, esearch_response, matches, search_needs
+from mailwarden.proto.imap.session import ImapSession
+from mailwarden.proto.imap.sortthread import SortMessage, render_threads, sort_numbers, thread
+from mailwarden.store.base import (
+    AccountId,
+    FlagMode,
+    FolderExists,
+    FolderId,
+    InvalidFolderName,
+    MailStore,
+    MessageEntry,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = ["SelectedFolder", "reply_for"]
+
+_CHUNK = 256  # messages loaded per store round trip
+_FLUSH_AT = 1 << 20  # write out FETCH answers every megabyte
+_SYSTEM_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
+_CHARSETS = ("UTF-8", "US-ASCII")
+
+
+def reply_for(exc: StoreError) -> tuple[str, str, str | None]:
+    """The ``NO`` answer for a store error (RFC 5530 response codes)."""
+    match exc:
+        case NotFound():
+            return "NO", "No such mailbox", "NONEXISTENT"
+        case FolderExists():
+            return "NO", "Mailbox already exists", "ALREADYEXISTS"
+        case InvalidFolderName():
+            return "NO", "Invalid mailbox name or operation", "CANNOT"
+        case QuotaExceeded():
+            return "NO", "Quota exceeded", "OVERQUOTA"
+        case StoreUnavailable():
+            return "NO", "Storage unavailable; try again later", "UNAVAILABLE"
+        case _:
+            return "NO", "Operation failed", "SERVERBUG"
+
+
+Flush = Callable[[], Awaitable[None]]
+
+
+class SelectedFolder:
+    """The selected mailbox of one session: view, entries and store handle."""
+
+    def __init__(
+        self,
+        store: MailStore,
+        account: AccountId,
+        folder_id: FolderId,
+        view: MailboxView,
+        entries: dict[int, MessageEntry],
+    ) -> None:
+        self.store = store
+        self.account = account
+        self.folder_id = folder_id
+        self.view = view
+        self.entries = entries
+        self.dirty = False
+
+    @classmethod
+    async def open(
+        cls,
+        store: MailStore,
+        account: AccountId,
+        cmd: c.Select | c.Examine,
+        session: ImapSession,
+        append_limit: int,
+    ) -> SelectedFolder:
+        """Load a folder and send the SELECT/EXAMINE untagged data (RFC 3501 §6.3.1).
+
+        Raises:
+            NotFound: no such folder.
+        """
+        folder = await store.get_folder(account, cmd.mailbox)
+        entries = await store.list_entries(account, folder.id)
+        view = MailboxView(
+            folder.uidvalidity, entries, folder.highestmodseq, isinstance(cmd, c.Examine)
+        )
+        sel = cls(store, account, folder.id, view, {e.uid: e for e in entries})
+        out = [
+            b"* FLAGS " + _SYSTEM_FLAGS + b"\r\n",
+            b"* OK [PERMANENTFLAGS "
+            + (b"()" if view.readonly else _SYSTEM_FLAGS[:-1] + b" \\*)")
+            + b"] Flags permitted\r\n",
+            b"* %d EXISTS\r\n" % view.exists,
+            b"* 0 RECENT\r\n",
+        ]
+        first_unseen = next(
+            (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags[u]), None
+        )
+        if first_unseen is not None:
+            out.append(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
+        out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
+        out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
+        # RFC 7162 §3.1.2.1: HIGHESTMODSEQ in every successful SELECT/EXAMINE
+        out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % folder.highestmodseq)
+        session.send(RawLines(b"".join(out)))
+        q = cmd.qresync
+        if q is not None and session.qresync and q.uidvalidity == folder.uidvalidity:
+            session.send(RawLines(await sel._qresync(q)))
+        return sel
+
+    async def _qresync(self, q: c.QresyncParams) -> bytes:
+        # RFC 7162 §3.2.5.2: what vanished and what changed since the client's modseq
+        changed, expunged = await self.store.changes_since(self.account, self.folder_id, q.modseq)
+        view = self.view
+        known = q.known_uids
+        vanished = sorted(
+            u for u in expunged if known is None or known.contains(u, view.max_uid or u)
+        )
+        out = []
+        if vanished:
+            out.append(b"* VANISHED (EARLIER) " + compact_set(vanished) + b"\r\n")
+        for e in sorted(changed, key=lambda e: e.uid):
+            seq = view.seq_of(e.uid)
+            if seq is not None:
+                out.append(
+                    b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n"
+                    % (seq, e.uid, flags_bytes(view.flags[e.uid]), view.modseqs[e.uid])
+                )
+        return b"".join(out)
+
+    async def refresh(self, session: ImapSession, *, allow_expunge: bool) -> bytes:
+        """Untagged updates for what other sessions changed (see :class:`MailboxView`)."""
+        view = self.view
+        if not self.dirty:
+            if allow_expunge and view.pending_expunge:
+                return view.update(
+                    [], [], allow_expunge=True, condstore=session.condstore, qresync=session.qresync
+                )
+            return b""
+        self.dirty = False
+        changed, expunged = await self.store.changes_since(
+            self.account, self.folder_id, view.highestmodseq
+        )
+        for e in changed:
+            if e.uid in self.entries or e.uid > view.max_uid:
+                self.entries[e.uid] = e
+        top = max((e.modseq for e in changed), default=view.highestmodseq)
+        out = view.update(
+            changed,
+            expunged,
+            allow_expunge=allow_expunge,
+            condstore=session.condstore,
+            qresync=session.qresync,
+            modseq=top,
+        )
+        for uid in expunged:
+            if uid not in view.flags:
+                self.entries.pop(uid, None)
+        return out
+
+    # --- commands ----------------------------------------------------------------
+
+    async def run(self, cmd: c.Command, session: ImapSession, flush: Flush) -> None:
+        """Answer one selected-state command (tagged completion included)."""
+        match cmd:
+            case c.Fetch():
+                await self.fetch(cmd, session, flush)
+            case c.Store():
+                await self.store_flags(cmd, session)
+            case c.Search():
+                await self.search(cmd, session)
+            case c.Sort():
+                await self.sort(cmd, session)
+            case c.Thread():
+                await self.thread(cmd, session)
+            case c.Copy() | c.Move():
+                await self.copy(cmd, session)
+            case c.Expunge():
+                await self.expunge(cmd, session)
+            case _:
+                session.send(Tagged(cmd.tag, "BAD", "Unexpected command"))
+
+    def _pairs(
+        self, cmd: c.Fetch | c.Store | c.Copy | c.Move, session: ImapSession
+    ) -> list[tuple[int, int]] | None:
+        pairs = self.view.select(cmd.set, cmd.uid)
+        if pairs is None:
+            session.send(Tagged(cmd.tag, "BAD", "Message sequence number out of range"))
+        return pairs
+
+    async def fetch(self, cmd: c.Fetch, session: ImapSession, flush: Flush) -> None:
+        view = self.view
+        pairs = self._pairs(cmd, session)
+        if pairs is None:
+            return
+        if cmd.changedsince is not None:
+            since = cmd.changedsince
+            pairs = [(s, u) for s, u in pairs if view.modseqs.get(u, 0) > since]
+            if cmd.vanished:
+                # RFC 7162 §3.2.6: VANISHED (EARLIER) for expunged UIDs in the set
+                _, gone = await self.store.changes_since(self.account, self.folder_id, since)
+                hit = sorted(u for u in gone if cmd.set.contains(u, view.max_uid or u))
+                if hit:
+                    session.send(Untagged(b"VANISHED (EARLIER) " + compact_set(hit)))
+        items = cmd.items
+        seen_now: set[int] = set()
+        if sets_seen(items) and not view.readonly:
+            unseen = [u for _, u in pairs if u in view.flags and "\\Seen" not in view.flags[u]]
+            if unseen:
+                upd = await self.store.store_flags(
+                    self.account, self.folder_id, unseen, ["\\Seen"], FlagMode.ADD
+                )
+                for e in upd.updated:
+                    view.set_flags(e.uid, e.flags, e.modseq)
+                    self.entries[e.uid] = e
+                    seen_now.add(e.uid)
+        modseq = cmd.changedsince is not None
+        if is_fast(items):
+            rows = []
+            for seq, uid in pairs:
+                ent = self.entries.get(uid)
+                if ent is None:
+                    continue
+                flags = view.flags.get(uid, ent.flags)
+                ms = view.modseqs.get(uid, ent.modseq)
+                rows.append((seq, uid, flags, ent.size, ms, ent.internal_date))
+                if len(rows) >= 8192:
+                    session.send(
+                        RawLines(fast_fetch_lines(rows, items, uid=cmd.uid, modseq=modseq))
+                    )
+                    rows.clear()
+                    await flush()
+            session.send(RawLines(fast_fetch_lines(rows, items, uid=cmd.uid, modseq=modseq)))
+            session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
+            return
+        needs = fetch_needs(items)
+        pending = 0
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            uids = [u for _, u in chunk]
+            facts: dict[int, MessageFacts] = {}
+            if needs.facts:
+                facts = await self.store.get_facts(self.account, self.folder_id, uids)
+            raws: dict[int, bytes] = {}
+            if needs.raw:
+                raws = await self._read_many(uids)
+            out = []
+            for seq, uid in chunk:
+                ent = self.entries.get(uid)
+                if (
+                    ent is None
+                    or (needs.facts and uid not in facts)
+                    or (needs.raw and uid not in raws)
+                ):
+                    continue  # expunged meanwhile (RFC 2180 §4.1.2: nothing to say)
+                msg = FetchMessage(
+                    seq, uid, view.flags.get(uid, ent.flags), ent.internal_date, ent.size,
+                    view.modseqs.get(uid, ent.modseq), facts.get(uid), raws.get(uid),
+                )  # fmt: skip
+                out.append(
+                    render_fetch(msg, items, uid=cmd.uid, modseq=modseq, flags=uid in seen_now)
+                )
+            data = b"".join(out)
+            session.send(RawLines(data))
+            pending += len(data)
+            if pending >= _FLUSH_AT:
+                await flush()
+                pending = 0
+        session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
+
+    async def _read_many(self, uids: Sequence[int]) -> dict[int, bytes]:
+        async def one(uid: int) -> tuple[int, bytes | None]:
+            try:
+                return uid, await self.store.read_message(self.account, self.folder_id, uid)
+            except NotFound:
+                return uid, None
+
+        out: dict[int, bytes] = {}
+        for start in range(0, len(uids), 32):
+            for uid, raw in await asyncio.gather(*(one(u) for u in uids[start : start + 32])):
+                if raw is not None:
+                    out[uid] = raw
+        return out
+
+    async def store_flags(self, cmd: c.Store, session: ImapSession) -> None:
+        view = self.view
+        if view.readonly:
+            session.send(Tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY"))
+            return
+        pairs = self._pairs(cmd, session)
+        if pairs is None:
+            return
+        uids = [u for _, u in pairs if u in view.flags and u not in view.pending_expunge]
+        mode = {"+": FlagMode.ADD, "-": FlagMode.REMOVE, "": FlagMode.REPLACE}[cmd.mode]
+        failed: tuple[int, ...] = ()
+        if uids:
+            upd = await self.store.store_flags(
+                self.account, self.folder_id, uids, cmd.flags, mode,
+                unchanged_since=cmd.unchangedsince,
+            )  # fmt: skip
+            for e in upd.updated:
+                view.set_flags(e.uid, e.flags, e.modseq)
+                self.entries[e.uid] = e
+            failed = upd.failed
+            touched = sorted(upd.updated + upd.unchanged, key=lambda e: e.uid)
+            if not cmd.silent:
+                lines = [
+                    view.flag_line(e.uid, view.flags[e.uid], session.condstore, cmd.uid)
+                    for e in touched
+                    if e.uid in view.flags
+                ]
+                session.send(RawLines(b"".join(lines)))
+        if failed:
+            # RFC 7162 §3.1.3: MODIFIED names what UNCHANGEDSINCE protected
+            nums = failed if cmd.uid else [view.seq_of(u) or 0 for u in failed]
+            code = "MODIFIED " + compact_set(sorted(nums)).decode("ascii")
+            session.send(Tagged(cmd.tag, "OK", "Conditional STORE failed", code))
+            return
+        session.send(Tagged(cmd.tag, "OK", "STORE completed"))
+
+    async def _matching(self, key: c.SearchKey) -> list[SearchMessage]:
+        view = self.view
+        needs = search_needs(key)
+        max_seq, max_uid = view.exists, view.max_uid
+        found: list[SearchMessage] = []
+        uids = list(view.uids)
+        for start in range(0, len(uids), 512):
+            chunk = uids[start : start + 512]
+            facts: dict[int, MessageFacts] = {}
+            if needs.facts or needs.header:
+                facts = await self.store.get_facts(self.account, self.folder_id, chunk)
+            raws: dict[int, bytes] = {}
+            if needs.header:
+                raws = await self._read_many(chunk)
+            for i, uid in enumerate(chunk, start + 1):
+                e = self.entries.get(uid)
+                if e is None:
+                    continue
+                f = facts.get(uid)
+                raw = raws.get(uid)
+                header = raw[: f.header_end] if raw is not None and f is not None else None
+                msg = SearchMessage(
+                    i, uid, view.flags.get(uid, e.flags), e.internal_date, e.size,
+                    view.modseqs.get(uid, e.modseq), f, header,
+                )  # fmt: skip
+                if (needs.facts and f is None) or (needs.header and header is None):
+                    continue
+                if matches(key, msg, max_seq, max_uid):
+                    msg.header = None  # keep memory down
+                    found.append(msg)
+        return found
+
+    def _charset_ok(self, tag: str, charset: str | None, session: ImapSession) -> bool:
+        if charset is None or charset in _CHARSETS:
+            return True
+        # RFC 3501 §6.4.4: BADCHARSET lists what we support
+        session.send(Tagged(tag, "NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)"))
+        return False
+
+    async def search(self, cmd: c.Search, session: ImapSession) -> None:
+        if not self._charset_ok(cmd.tag, cmd.charset, session):
+            return
+        if cmd.criteria == c.SearchAnd((c.SearchSet(False, c.SequenceSet((), saved=True)),)) or (
+            cmd.return_opts is not None and "SAVE" in cmd.return_opts
+        ):
+            session.send(Tagged(cmd.tag, "BAD", "SEARCHRES is not supported"))
+            return
+        found = await self._matching(cmd.criteria)
+        nums = [m.uid if cmd.uid else m.seq for m in found]
+        modseq = None
+        if _uses_modseq(cmd.criteria):
+            modseq = max((m.modseq for m in found), default=0)
+        if cmd.return_opts is None:
+            line = b"SEARCH" + b"".join(b" %d" % n for n in nums)
+            if modseq and nums:
+                line += b" (MODSEQ %d)" % modseq
+            session.send(Untagged(line))
+        else:
+            session.send(
+                Untagged(esearch_response(cmd.tag, cmd.uid, cmd.return_opts, nums, modseq))
+            )
+        session.send(Tagged(cmd.tag, "OK", "SEARCH completed"))
+
+    async def _sort_messages(self, key: c.SearchAnd, uid: bool) -> list[SortMessage]:
+        found = await self._matching(key)
+        facts: dict[int, MessageFacts] = {}
+        uids = [m.uid for m in found]
+        for start in range(0, len(uids), 512):
+            facts.update(
+                await self.store.get_facts(self.account, self.folder_id, uids[start : start + 512])
+            )
+        return [
+            SortMessage(m.uid if uid else m.seq, m.seq, m.internal_date, m.size, facts[m.uid])
+            for m in found
+            if m.uid in facts
+        ]
+
+    async def sort(self, cmd: c.Sort, session: ImapSession) -> None:
+        if cmd.return_opts is not None:
+            session.send(Tagged(cmd.tag, "BAD", "ESORT is not supported"))
+            return
+        if not self._charset_ok(cmd.tag, cmd.charset, session):
+            return
+        msgs = await self._sort_messages(cmd.search, cmd.uid)
+        nums = sort_numbers(msgs, cmd.criteria)
+        session.send(Untagged(b"SORT" + b"".join(b" %d" % n for n in nums)))
+        session.send(Tagged(cmd.tag, "OK", "SORT completed"))
+
+    async def thread(self, cmd: c.Thread, session: ImapSession) -> None:
+        if cmd.algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
+            session.send(Tagged(cmd.tag, "BAD", f"Unknown threading algorithm {cmd.algorithm}"))
+            return
+        if not self._charset_ok(cmd.tag, cmd.charset, session):
+            return
+        msgs = await self._sort_messages(cmd.search, cmd.uid)
+        session.send(Untagged(render_threads(thread(msgs, cmd.algorithm))))
+        session.send(Tagged(cmd.tag, "OK", "THREAD completed"))
+
+    async def copy(self, cmd: c.Copy | c.Move, session: ImapSession) -> None:
+        view = self.view
+        move = isinstance(cmd, c.Move)
+        name = "MOVE" if move else "COPY"
+        if move and view.readonly:
+            session.send(Tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY"))
+            return
+        pairs = self._pairs(cmd, session)
+        if pairs is None:
+            return
+        uids = [u for _, u in pairs if u in view.flags]
+        if not uids:
+            session.send(Tagged(cmd.tag, "OK", f"{name} completed (nothing to do)"))
+            return
+        op = self.store.move if move else self.store.copy
+        try:
+            res = await op(self.account, self.folder_id, uids, cmd.mailbox)
+        except NotFound:
+            # RFC 3501 §6.4.7: TRYCREATE when the target does not exist
+            session.send(Tagged(cmd.tag, "NO", "No such mailbox", "TRYCREATE"))
+            return
+        code = None
+        if res.source_uids:
+            src = compact_set(res.source_uids).decode()
+            dst = compact_set(res.dest_uids).decode()
+            code = f"COPYUID {res.uidvalidity} {src} {dst}"
+        if move:
+            # RFC 6851 §4.3: COPYUID in an untagged OK before the expunges
+            if code is not None:
+                session.send(UntaggedStatus("OK", "Moved", code))
+            session.send(RawLines(view.expunge_now(res.source_uids, session.qresync)))
+            for uid in res.source_uids:
+                self.entries.pop(uid, None)
+            session.send(Tagged(cmd.tag, "OK", "MOVE completed"))
+            return
+        session.send(Tagged(cmd.tag, "OK", "COPY completed", code))
+
+    async def expunge(self, cmd: c.Expunge, session: ImapSession) -> None:
+        view = self.view
+        if view.readonly:
+            session.send(Tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY"))
+            return
+        only: list[int] | None = None
+        if cmd.uids is not None:
+            only = [u for _, u in view.select(cmd.uids, True) or []]
+            if not only:
+                session.send(Tagged(cmd.tag, "OK", "EXPUNGE completed"))
+                return
+        gone = await self.store.expunge(self.account, self.folder_id, only)
+        session.send(RawLines(view.expunge_now(gone, session.qresync)))
+        for uid in gone:
+            self.entries.pop(uid, None)
+        session.send(Tagged(cmd.tag, "OK", "EXPUNGE completed"))
+
+
+def _uses_modseq(key: c.SearchKey) -> bool:
+    match key:
+        case c.SearchModseq():
+            return True
+        case c.SearchNot(key=inner):
+            return _uses_modseq(inner)
+        case c.SearchOr(left=a, right=b):
+            return _uses_modseq(a) or _uses_modseq(b)
+        case c.SearchAnd(keys=keys):
+            return any(_uses_modseq(k) for k in keys)
+        case _:
+            return False
