@@ -1,28 +1,63 @@
-"""The node's HTTP app on the web port: health, readiness and Prometheus metrics.
+"""The node's HTTP app on the web port: health, readiness, metrics and the webmail.
 
-Webmail and the admin API mount here as they are built.
+Routes are matched in order: ``/healthz``, ``/readyz`` and ``/metrics`` first,
+then room for the admin API under ``/api/admin`` (mounted by
+``ADMIN_API_PREFIX`` when it exists), and the webmail takes everything else
+(``/``, ``/login``, ``/mail/...``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from mailwarden.web.admin_api import make_admin_api
+from mailwarden.web.webmail import WebmailDeps, make_webmail
+from mailwarden.web.webmail.prefs import SqlitePrefs
+from mailwarden.web.webmail.send import StoreSubmitter
+from mailwarden.web.webmail.sessions import MemorySessions
 
 if TYPE_CHECKING:
     from mailwarden.app import Node
 
-__all__ = ["make_app"]
+__all__ = ["ADMIN_API_PREFIX", "make_app", "webmail_deps"]
+
+ADMIN_API_PREFIX = "/api/admin"
 
 
-def make_app(node: Node) -> Starlette:
-    """Build the web app for a running node."""
+def webmail_deps(node: Node) -> WebmailDeps:
+    """The webmail's dependencies for a node: sessions, preferences, submission."""
+    web = node.config.web
+    return WebmailDeps(
+        store=node.store,
+        auth=node.auth,
+        sessions=MemorySessions(idle=web.session_hours * 3600.0),
+        prefs=SqlitePrefs(node.config.data_path / "webmail.db"),
+        submitter=StoreSubmitter(node.store),
+        hostname=node.config.hostname,
+        secure_cookies=web.secure_cookies,
+    )
+
+
+def _admin_api(node: Node) -> list[BaseRoute]:
+    """The admin API's routes, when ``mailwarden.web.admin_api`` provides ``make_app``."""
+    try:
+        module = importlib.import_module("mailwarden.web.admin_api")
+    except ModuleNotFoundError as exc:
+        if exc.name == "mailwarden.web.admin_api":
+            return []
+        raise
+    make: Any = getattr(module, "make_app", None)
+    return [Mount(ADMIN_API_PREFIX, app=make(node))] if callable(make) else []
+
+
+def make_app(node: Node, deps: WebmailDeps | None = None) -> Starlette:
+    """Build the web app for a running node (``deps`` lets tests bring their own)."""
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -43,11 +78,13 @@ def make_app(node: Node) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    webmail = make_webmail(deps or webmail_deps(node))
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            Mount("/api/admin", app=make_admin_api(node)),
+            *_admin_api(node),
+            Mount("", app=webmail),
         ]
     )

@@ -1,0 +1,184 @@
+"""Settings: display name, identities, signature, reading options, password, app passwords.
+
+A password change is verified through the auth door (the current password,
+with the door's limits), hashed on the door's pool, and ends every other
+session of the account; this session continues under the new
+``credential_version``.
+
+INTEGRATION POINT (app passwords): the auth service's app-password API was
+not there when this was written.  This page uses it when the service has
+``list_app_passwords(account_id) -> list`` (items with ``id``, ``label``,
+``created``), ``create_app_password(account_id, label) -> str`` (the secret,
+shown once) and ``revoke_app_password(account_id, id)``; otherwise the
+section says app passwords are not available.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from gettext import gettext as _
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mailwarden.auth.service import Accepted, TryLater
+from mailwarden.web.webmail.core import (
+    Ctx,
+    check_csrf,
+    folder_infos,
+    peer_of,
+    redirect,
+    render,
+    require_login,
+)
+from mailwarden.web.webmail.prefs import MAX_SIGNATURE, PAGE_SIZES
+from mailwarden.web.webmail.views_compose import identities
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+MIN_PASSWORD = 10
+MAX_NAME = 100
+
+
+def _app_passwords_api(auth: object) -> bool:
+    return all(
+        callable(getattr(auth, name, None))
+        for name in ("list_app_passwords", "create_app_password", "revoke_app_password")
+    )
+
+
+async def settings_page(request: Request, *, new_secret: str = "") -> Response:
+    """GET /settings."""
+    ctx = await require_login(request)
+    if not isinstance(ctx, Ctx):
+        return ctx
+    auth: Any = ctx.deps.auth
+    app_passwords: list[Any] | None = None
+    if _app_passwords_api(auth):
+        app_passwords = list(await auth.list_app_passwords(ctx.account.id))
+    nav = await folder_infos(ctx)
+    return render(
+        ctx,
+        request,
+        "settings.html",
+        nav=nav,
+        prefs=ctx.prefs,
+        identities=await identities(ctx),
+        page_sizes=PAGE_SIZES,
+        app_passwords=app_passwords,
+        new_secret=new_secret,
+        min_password=MIN_PASSWORD,
+    )
+
+
+def _field(form: Any, name: str, limit: int) -> str:
+    value = form.get(name)
+    return value.replace("\r", "")[:limit] if isinstance(value, str) else ""
+
+
+async def settings_post(request: Request) -> Response:
+    """POST /settings: profile, signature and reading options."""
+    ctx = await require_login(request)
+    if not isinstance(ctx, Ctx):
+        return ctx
+    form = await request.form(max_files=0, max_fields=200)
+    check_csrf(ctx, form)
+    ids = await identities(ctx)
+    names = dict(ctx.prefs.names)
+    for identity in ids:
+        key = identity.address.lower()
+        value = _field(form, f"name:{key}", MAX_NAME).replace("\n", " ").strip()
+        if f"name:{key}" in form:
+            names[key] = value
+    display = names.get(ctx.account.address.lower(), ctx.account.display_name)
+    if display != ctx.account.display_name:
+        await ctx.deps.store.set_display_name(ctx.account.id, display)
+    chosen = _field(form, "identity", 400).lower()
+    page_size = _field(form, "page_size", 4)
+    prefs = replace(
+        ctx.prefs,
+        names=names,
+        identity=chosen if chosen in {i.address.lower() for i in ids} else "",
+        signature=_field(form, "signature", MAX_SIGNATURE),
+        page_size=int(page_size) if page_size.isdigit() and int(page_size) in PAGE_SIZES else 50,
+        threads=form.get("threads") == "1",
+        prefer_html=form.get("prefer_html") == "1",
+        trusted_senders=tuple(
+            s for s in ctx.prefs.trusted_senders if s not in form.getlist("untrust")
+        ),
+    )
+    await ctx.deps.prefs.put(ctx.account.id, prefs)
+    ctx.session.flash(_("Settings saved."))
+    return redirect("/settings")
+
+
+async def password_post(request: Request) -> Response:
+    """POST /settings/password: change the password (current one required)."""
+    ctx = await require_login(request)
+    if not isinstance(ctx, Ctx):
+        return ctx
+    form = await request.form(max_files=0, max_fields=10)
+    check_csrf(ctx, form)
+    current = _field(form, "current", 1024)
+    new = _field(form, "new", 1024)
+    confirm = _field(form, "confirm", 1024)
+    if len(new) < MIN_PASSWORD:
+        ctx.session.flash(
+            _("The new password must have at least %d characters.") % MIN_PASSWORD, "error"
+        )
+        return redirect("/settings#password")
+    if new != confirm:
+        ctx.session.flash(_("The two new passwords differ."), "error")
+        return redirect("/settings#password")
+    deps = ctx.deps
+    outcome = await deps.auth.verify(ctx.account.address, current, peer_of(request, deps))
+    if isinstance(outcome, TryLater):
+        ctx.session.flash(_("The server is busy. Try again in a minute."), "error")
+        return redirect("/settings#password")
+    if not isinstance(outcome, Accepted) or outcome.account.id != ctx.account.id:
+        ctx.session.flash(_("The current password is wrong."), "error")
+        return redirect("/settings#password")
+    new_hash = await deps.auth.hash_password(new)
+    account = await deps.store.set_password_hash(ctx.account.id, new_hash)
+    ctx.session.credential_version = account.credential_version
+    ended = deps.sessions.delete_account(account.id, keep=ctx.session.id)
+    log.info("webmail: password changed account=%s other_sessions_ended=%d", account.id, ended)
+    ctx.session.flash(_("Password changed. Other sessions were logged out."))
+    return redirect("/settings")
+
+
+async def app_passwords_post(request: Request) -> Response:
+    """POST /settings/app-passwords: create or revoke an app password."""
+    ctx = await require_login(request)
+    if not isinstance(ctx, Ctx):
+        return ctx
+    form = await request.form(max_files=0, max_fields=10)
+    check_csrf(ctx, form)
+    auth: Any = ctx.deps.auth
+    if not _app_passwords_api(auth):
+        ctx.session.flash(_("App passwords are not available on this server."), "error")
+        return redirect("/settings")
+    if form.get("action") == "create":
+        label = _field(form, "label", 60).strip() or _("App password")
+        secret = await auth.create_app_password(ctx.account.id, label)
+        return await settings_page(request, new_secret=str(secret))
+    await auth.revoke_app_password(ctx.account.id, _field(form, "id", 100))
+    ctx.session.flash(_("App password revoked."))
+    return redirect("/settings")
+
+
+async def _settings_get(request: Request) -> Response:
+    return await settings_page(request)
+
+
+routes = [
+    Route("/settings", _settings_get, methods=["GET"]),
+    Route("/settings", settings_post, methods=["POST"]),
+    Route("/settings/password", password_post, methods=["POST"]),
+    Route("/settings/app-passwords", app_passwords_post, methods=["POST"]),
+]
