@@ -39,6 +39,7 @@ stored.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -56,9 +57,18 @@ __all__ = ["Delivery", "RecipientDecision", "dsn_json", "new_queue_id"]
 log = logging.getLogger(__name__)
 
 
+_ID_PREFIX = secrets.token_hex(3)
+_ID_COUNTER = itertools.count(1)
+
+
 def new_queue_id() -> str:
-    """A short id for one accepted message, shown in Received: and in logs."""
-    return secrets.token_hex(6)
+    """A short id for one accepted message, shown in Received: and in logs.
+
+    A random per-process prefix and a counter: unique enough to find the
+    message in the logs, and no system call per message (``os.urandom`` showed
+    up in the benchmark's profile).
+    """
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):06x}"
 
 
 @dataclass(frozen=True, slots=True)
