@@ -38,6 +38,7 @@ __all__ = [
     "sets_seen",
 ]
 
+_WHOLE = c.Section()
 _ENTRY_ITEMS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _FACT_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _FIELD_LINE = re.compile(rb"([^:\s]+)[ \t]*:")
@@ -84,7 +85,9 @@ def fetch_needs(items: Iterable[c.FetchAtt]) -> FetchNeeds:
             facts = True
         elif item.name not in _ENTRY_ITEMS:
             raw = True
-            if item.name in ("RFC822.HEADER", "RFC822.TEXT") or item.section is not None:
+            if item.name in ("RFC822.HEADER", "RFC822.TEXT") or (
+                item.section is not None and (item.section != _WHOLE or item.name != "BODY[]")
+            ):
                 facts = True
     return FetchNeeds(facts, raw)
 
@@ -238,6 +241,10 @@ def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
         return b"INTERNALDATE " + _internal_date(msg.internal_date)
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % msg.modseq
+    if name == "RFC822" or (name == "BODY[]" and item.section == _WHOLE and item.partial is None):
+        if msg.raw is None:
+            raise ValueError(f"FETCH {name} needs the raw message")
+        return (b"RFC822 " if name == "RFC822" else b"BODY[] ") + literal(msg.raw)
     facts = msg.facts
     if facts is None:
         raise ValueError(f"FETCH {name} needs the message facts")
@@ -250,8 +257,6 @@ def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
     raw = msg.raw
     if raw is None:
         raise ValueError(f"FETCH {name} needs the raw message")
-    if name == "RFC822":
-        return b"RFC822 " + literal(raw)
     if name == "RFC822.HEADER":
         return b"RFC822.HEADER " + literal(raw[: facts.header_end])
     if name == "RFC822.TEXT":
