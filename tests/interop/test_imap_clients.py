@@ -83,8 +83,8 @@ def imaplib_ssl(port: int) -> None:
         m.select("INBOX", readonly=True)
         _, data = m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert data[0][1] == b"Subject: Re: one\r\n\r\n"  # type: ignore[index]
-        with pytest.raises(imaplib.IMAP4.error, match="read-only"):
-            m.store("1", "+FLAGS", r"(\Seen)")
+        typ, data = m.store("1", "+FLAGS", r"(\Seen)")
+        assert (typ, data) == ("NO", [b"[READ-ONLY] Mailbox is read-only"])
     finally:
         m.logout()
 
