@@ -26,6 +26,7 @@ from mailwarden.admin import ops
 from mailwarden.admin.drain import DrainSwitch
 from mailwarden.admin.tokens import AdminTokens
 from mailwarden.admin.traffic import TrafficRecorder
+from mailwarden.auth.node import open_auth_service
 from mailwarden.auth.passwords import PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.config import Config
@@ -72,7 +73,7 @@ class Node:
         store = await ops.open_store(config)
         hasher = await asyncio.to_thread(PasswordHasher, ops.hash_params(config))
         pool = VerifyPool(config.auth.verify_workers, config.auth.max_pending)
-        auth = AuthService(store, hasher, pool)
+        auth = await open_auth_service(config, store, hasher, pool)
         tls = server_tls_context(str(config.cert_path), str(config.key_path))
         drain = DrainSwitch(config.data_path)
         context = ServerContext(
@@ -156,7 +157,7 @@ class Node:
         for _, task in self.web_servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
-        self.auth.pool.shutdown()
+        await self.auth.close()  # also shuts the verification pool
         await asyncio.to_thread(self.traffic.flush)
         await self.store.close()
 
