@@ -73,7 +73,9 @@ async def test_automatic_transitions_reminders_and_drain(service, clock, drain, 
     assert url == "http://node1.test:8080"
     assert request.drain is True and request.maintenance_id == window.id
     assert request.retry_after == 2 * 3600 - 30
-    assert report.drain_calls == (("http://node1.test:8080", True, True),)
+    assert [(c.node_url, c.drain, c.acknowledged) for c in report.drain_calls] == [
+        ("http://node1.test:8080", True, True)
+    ]
     assert service.components.get("cluster-a-imap").effective_status is S.UNDER_MAINTENANCE
     assert service.components.get("cluster-a-webmail").effective_status is S.OPERATIONAL
 

@@ -7,15 +7,16 @@ what both the CLI and the admin pages call; each one writes the audit log, so
 the log is complete whichever door an operator used.
 
 ``tick`` is everything the clock drives, in one call: maintenance transitions
-and reminders, drain calls for windows that started or ended, probes when
-their interval has passed, and the outbox.  The app runs it every
+and reminders, drain calls for windows that started or ended (queued durably
+by ``DrainQueue`` in the same transaction as the move, see ``drain``), probes
+when their interval has passed, and the outbox.  The app runs it every
 ``tick_interval``; tests call it with a hand-set clock and nothing sleeps.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -23,12 +24,11 @@ from argon2 import PasswordHasher
 from mailwarden.web.status.api import PageInfo
 from mailwarden.web.status.components import Component, Components
 from mailwarden.web.status.db import StatusDB
-from mailwarden.web.status.drain import DrainClient, DrainRequest, HttpDrainClient
+from mailwarden.web.status.drain import DrainCall, DrainClient, DrainQueue, HttpDrainClient
 from mailwarden.web.status.incidents import Incident, Incidents
 from mailwarden.web.status.maintenance import (
     Maintenance,
     MaintenanceEvent,
-    MaintenanceEventKind,
     Maintenances,
 )
 from mailwarden.web.status.model import (
@@ -41,7 +41,7 @@ from mailwarden.web.status.model import (
 )
 from mailwarden.web.status.notify import DeliveryReport, MailSender, Notifier, WebhookPoster
 from mailwarden.web.status.probes import Hysteresis, Probe, ProbeMonitor, probes_for
-from mailwarden.web.status.settings import NodeSettings, StatusSettings
+from mailwarden.web.status.settings import StatusSettings
 from mailwarden.web.status.users import Audit, Users
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class TickReport:
     """What one tick did."""
 
     events: tuple[MaintenanceEvent, ...]
-    drain_calls: tuple[tuple[str, bool, bool], ...]
-    """(node URL, drain on?, acknowledged?) for each call made."""
+    drain_calls: tuple[DrainCall, ...]
+    """Each pending drain request looked at, and what came of it."""
     probes_ran: bool
     delivery: DeliveryReport
 
@@ -73,7 +73,7 @@ class StatusService:
     users: Users
     audit: Audit
     drain: DrainClient
-    _pending_drain: dict[tuple[str, int], bool] = field(default_factory=dict)
+    drains: DrainQueue
 
     @classmethod
     def open(
@@ -121,7 +121,10 @@ class StatusService:
             ]
         interval = min((ps.interval for ps in settings.probes), default=settings.tick_interval)
         monitor = ProbeMonitor(db, clock, components, probes, interval)
-        return cls(
+        service: StatusService
+        drains = DrainQueue(db, clock, lambda: service.settings.nodes)
+        maintenances.add_listener(drains)
+        service = cls(
             settings=settings,
             db=db,
             clock=clock,
@@ -133,7 +136,9 @@ class StatusService:
             users=Users(db, clock, hasher),
             audit=Audit(db, clock),
             drain=drain or HttpDrainClient(),
+            drains=drains,
         )
+        return service
 
     def close(self) -> None:
         """Close the database."""
@@ -314,40 +319,19 @@ class StatusService:
 
     # -- the clock-driven part ---------------------------------------------------
 
-    def _nodes_for(self, window: Maintenance) -> list[NodeSettings]:
-        keys = [c.key for c in window.components]
-        return [
-            node
-            for node in self.settings.nodes
-            if not node.cluster or any(k.startswith(node.cluster + "-") for k in keys)
-        ]
-
     async def tick(self) -> TickReport:
         """Run everything that is due now (see the module docstring)."""
         now = self.clock()
         events = self.maintenances.tick(now)
-        for event in events:
-            window = event.maintenance
-            if not window.drain:
-                continue
-            if event.kind is MaintenanceEventKind.STARTED:
-                for node in self._nodes_for(window):
-                    self._pending_drain[(node.url, window.id)] = True
-            elif event.kind is MaintenanceEventKind.COMPLETED:
-                for node in self._nodes_for(window):
-                    self._pending_drain[(node.url, window.id)] = False
-        calls = []
-        nodes = {n.url: n for n in self.settings.nodes}
-        for (url, window_id), on in list(self._pending_drain.items()):
-            window = self.maintenances.get(window_id)
-            retry_after = max(int((window.planned_end - now).total_seconds()), 60)
-            request = DrainRequest(
-                on, f"maintenance {window.id}: {window.title}", retry_after, window.id
-            )
-            acknowledged = await self.drain.set_drain(nodes[url], request)
-            calls.append((url, on, acknowledged))
-            if acknowledged:
-                del self._pending_drain[(url, window_id)]
+        calls = await self.drains.send_due(self.drain, self.maintenances, now)
+        for call in calls:
+            if call.acknowledged:
+                self.audit.record(
+                    "scheduler",
+                    "drain.on" if call.drain else "drain.off",
+                    call.node_url,
+                    f"maintenance {call.maintenance_id}",
+                )
         ran = await self.probes.run_due()
         delivery = await self.notifier.deliver_due(now)
         return TickReport(tuple(events), tuple(calls), ran, delivery)
