@@ -92,7 +92,7 @@ async def test_quota_refusals_at_rcpt(tmp_path: Path) -> None:
 
 
 class FailingDeliveries:
-    """The real store, except that deliver() fails as a full disk would."""
+    """The real store, except that delivery fails as a full disk would."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -101,10 +101,10 @@ class FailingDeliveries:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def deliver(self, *args: Any, **kw: Any) -> Any:
+    async def deliver_and_queue(self, *args: Any, **kw: Any) -> Any:
         if self.fail:
             raise StoreUnavailable("disk full")
-        return await self._store.deliver(*args, **kw)
+        return await self._store.deliver_and_queue(*args, **kw)
 
 
 async def test_store_failure_is_451_and_nothing_half_delivered(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ async def test_store_failure_is_451_and_nothing_half_delivered(tmp_path: Path) -
         )
         assert reply == b"451 4.3.0 Local error in processing, try again later\r\n"
         assert await node.inbox("bob") == []
-        assert await node.store.list_queue() == []  # the queued copy was taken back
+        assert await node.store.list_queue() == []  # one commit: nothing was queued
         failing.fail = False
         reply = await send_message(
             client,

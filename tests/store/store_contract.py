@@ -22,6 +22,7 @@ from mailwarden.store.base import (
     FolderExists,
     InvalidFolderName,
     NotFound,
+    OutboundCopy,
     QuotaExceeded,
     SpecialUse,
     Store,
@@ -398,3 +399,18 @@ async def test_outbound_queue(store: Store) -> None:
     assert await store.list_queue() == []
     with pytest.raises(NotFound):
         await store.get_queued(queued.id)
+
+
+async def test_deliver_and_queue_in_one_commit(store: Store) -> None:
+    a = await make_account(store)
+    local_raw = b"Return-Path: <x@remote.test>\r\n" + message("both")
+    copy = OutboundCopy(a.id, "x@remote.test", ("far@remote.test",), message("both"), "{}")
+    results, queued = await store.deliver_and_queue([a.id], local_raw, copy)
+    assert set(results) == {a.id} and queued is not None
+    inbox = await store.get_folder(a.id, "INBOX")
+    assert await store.read_message(a.id, inbox.id, results[a.id].uid) == local_raw
+    assert (await store.get_queued(queued.id))[1] == message("both")
+    results, queued = await store.deliver_and_queue([], b"", copy)
+    assert results == {} and queued is not None
+    assert len(await store.list_queue()) == 2
+    assert await store.deliver_and_queue([], b"", None) == ({}, None)

@@ -22,15 +22,10 @@ address through domain aliases, aliases and catch-alls
 2. Local mailboxes get ``Return-Path:`` and ``Received:`` (RFC 5321 §4.4)
    and the message is delivered to every INBOX in one transaction
    (:meth:`~mailwarden.store.base.MailStore.deliver`), which parses it once.
-3. Only then does the caller send ``250``.  If the store fails, the reply is
-   ``451 4.3.0`` and nothing stays half-delivered: a queue entry made in
-   step 1 is removed again when step 2 fails.
-
-The store has no single transaction for "deliver locally and queue remotely",
-so step 1 and 2 are two commits joined by that compensation; a crash between
-them leaves the queue entry without the local copies, and the client, which got
-no 250, sends again (the remote recipients may then see it twice; locals never
-lose it).  A store method doing both in one commit would close that gap.
+3. Steps 1 and 2 are one commit (:meth:`~mailwarden.store.base.MailStore.deliver_and_queue`),
+   and only then does the caller send ``250``.  If the store fails, the reply
+   is ``451 4.3.0`` and nothing is kept: a crash or error stores both or
+   neither, so a retried message is never duplicated.
 
 Mailboxes that fill up between RCPT and the end of DATA are left out by the
 store; when that leaves nobody, the reply is ``452 4.2.2`` and nothing is
@@ -50,7 +45,7 @@ from mailwarden.delivery.headers import received_header, return_path_header, wit
 from mailwarden.mail.address import Address
 from mailwarden.proto.smtp import Envelope, Reply
 from mailwarden.proto.smtp import replies as r
-from mailwarden.store.base import AccountId, QueuedMessage, Store, StoreError
+from mailwarden.store.base import AccountId, OutboundCopy, Store, StoreError
 
 __all__ = ["Delivery", "RecipientDecision", "dsn_json", "new_queue_id"]
 
@@ -199,27 +194,24 @@ class Delivery:
             recipient=only,
         )
         sender = str(envelope.sender) if envelope.sender is not None else ""
-        queued: QueuedMessage | None = None
+        outbound = None
+        if external:
+            outbound = OutboundCopy(
+                account, sender, tuple(external), received + data, dsn_json(envelope)
+            )
+        raw = return_path_header(envelope.sender) + received + data if accounts else b""
         try:
-            if external:
-                queued = await self.store.enqueue_outbound(
-                    account, sender, external, received + data, dsn_json(envelope)
-                )
-            if accounts:
-                raw = return_path_header(envelope.sender) + received + data
-                delivered = await self.store.deliver(accounts, raw)
-                if not delivered and queued is None:
-                    log.info("id=%s not delivered: every mailbox is full", qid)
-                    return r.R452_QUOTA
-                missed = len(accounts) - len(delivered)
-                if missed:
-                    # TODO(issue 4 follow-up): bounce (RFC 3464) for these.
-                    log.warning("id=%s: %d mailbox(es) filled up before delivery", qid, missed)
+            delivered, queued = await self.store.deliver_and_queue(accounts, raw, outbound)
         except StoreError as exc:
             log.warning("id=%s: the store failed: %s", qid, exc)
-            if queued is not None:
-                await self._unqueue(queued)
             return r.R451_LOCAL_ERROR
+        if accounts and not delivered and queued is None:
+            log.info("id=%s not delivered: every mailbox is full", qid)
+            return r.R452_QUOTA
+        missed = len(accounts) - len(delivered)
+        if missed:
+            # TODO(issue 4 follow-up): bounce (RFC 3464) for these.
+            log.warning("id=%s: %d mailbox(es) filled up before delivery", qid, missed)
         log.info(
             "id=%s accepted from=<%s> local=%d remote=%d size=%d",
             qid,
@@ -229,9 +221,3 @@ class Delivery:
             len(data),
         )
         return r.R250_DATA_OK
-
-    async def _unqueue(self, queued: QueuedMessage) -> None:
-        try:
-            await self.store.remove_queued(queued.id)
-        except StoreError:
-            log.error("queue entry %d kept after a failed local delivery", queued.id)

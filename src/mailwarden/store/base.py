@@ -70,6 +70,7 @@ __all__ = [
     "MessageEntry",
     "MessageSummary",
     "NotFound",
+    "OutboundCopy",
     "QueuedMessage",
     "QuotaExceeded",
     "QuotaUsage",
@@ -319,6 +320,17 @@ class FlagUpdate:
     updated: tuple[MessageEntry, ...]
     unchanged: tuple[MessageEntry, ...] = ()
     failed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCopy:
+    """The copy of a message that goes into the outbound queue for remote recipients."""
+
+    account: AccountId | None
+    mail_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    dsn: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,6 +671,16 @@ class MailStore(Protocol):
 
         Accounts over quota are skipped (absent from the result); every other
         account gets the message, or none does (StoreUnavailable).
+        """
+        ...
+
+    async def deliver_and_queue(
+        self, accounts: Sequence[AccountId], raw: bytes, outbound: OutboundCopy | None
+    ) -> tuple[dict[AccountId, AppendResult], QueuedMessage | None]:
+        """Deliver locally and queue the remote copy in one durable transaction.
+
+        Like :meth:`deliver` for the local accounts; ``outbound`` (if any) is
+        queued in the same commit, so a crash keeps both or neither.
         """
         ...
 

@@ -39,6 +39,7 @@ from mailwarden.store.base import (
     MessageEntry,
     MessageSummary,
     NotFound,
+    OutboundCopy,
     QueuedMessage,
     QuotaExceeded,
     QuotaUsage,
@@ -214,23 +215,10 @@ class SqliteStore:
         raw: bytes,
         dsn: str = "{}",
     ) -> QueuedMessage:
-        blob, sha, facts = await asyncio.to_thread(self._prepare, raw)
-
-        def op(conn: sqlite3.Connection, _fx: Effects) -> QueuedMessage:
-            message_id = mail.insert_message(conn, blob, sha, facts, refs=1)
-            now = int(time.time())
-            cur = conn.execute(
-                "INSERT INTO outbound_queue (account_id, mail_from, recipients, message_id, size,"
-                " dsn, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (account, mail_from, "\n".join(recipients), message_id, len(raw), dsn, now, now),
-            )
-            row = conn.execute(
-                f"SELECT {admin.QUEUE_COLUMNS} FROM outbound_queue WHERE id = ?",
-                (cur.lastrowid,),
-            ).fetchone()
-            return admin.queued_from_row(row)
-
-        return await self._write_with_blob(op, blob)
+        copy = OutboundCopy(account, mail_from, tuple(recipients), raw, dsn)
+        _, queued = await self.deliver_and_queue([], b"", copy)
+        assert queued is not None
+        return queued
 
     async def list_queue(self) -> list[QueuedMessage]:
         return await self._db.read(admin.list_queue)
@@ -341,33 +329,58 @@ class SqliteStore:
     async def deliver(
         self, accounts: Sequence[AccountId], raw: bytes, *, folder: str = "INBOX"
     ) -> dict[AccountId, AppendResult]:
+        results, _ = await self.deliver_and_queue(accounts, raw, None, folder=folder)
+        return results
+
+    async def deliver_and_queue(
+        self,
+        accounts: Sequence[AccountId],
+        raw: bytes,
+        outbound: OutboundCopy | None,
+        *,
+        folder: str = "INBOX",
+    ) -> tuple[dict[AccountId, AppendResult], QueuedMessage | None]:
         targets = list(dict.fromkeys(accounts))
-        if not targets:
-            return {}
-        blob, sha, facts = await asyncio.to_thread(self._prepare, raw)
+        local = await asyncio.to_thread(self._prepare, raw) if targets else None
+        remote = await asyncio.to_thread(self._prepare, outbound.raw) if outbound else None
+        blobs = [p[0] for p in (local, remote) if p is not None]
+        if not blobs:
+            return {}, None
         now = int(time.time())
 
-        def op(conn: sqlite3.Connection, fx: Effects) -> dict[AccountId, AppendResult]:
-            message_id = mail.insert_message(conn, blob, sha, facts, refs=0)
+        def op(
+            conn: sqlite3.Connection, fx: Effects
+        ) -> tuple[dict[AccountId, AppendResult], QueuedMessage | None]:
             results: dict[AccountId, AppendResult] = {}
-            for account in targets:
-                try:
-                    target = mail.get_folder(conn, account, folder)
-                    results[account] = mail.add_entry(
-                        conn, fx, account, target, message_id, len(raw), (), now
+            if local is not None:
+                blob, sha, facts = local
+                message_id = mail.insert_message(conn, blob, sha, facts, refs=0)
+                for account in targets:
+                    try:
+                        target = mail.get_folder(conn, account, folder)
+                        results[account] = mail.add_entry(
+                            conn, fx, account, target, message_id, len(raw), (), now
+                        )
+                    except (QuotaExceeded, NotFound):
+                        continue
+                if results:
+                    conn.execute(
+                        "UPDATE messages SET refs = ? WHERE id = ?", (len(results), message_id)
                     )
-                except (QuotaExceeded, NotFound):
-                    continue
-            if not results:
-                conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-                fx.delete_blobs.append(blob)
-            else:
-                conn.execute(
-                    "UPDATE messages SET refs = ? WHERE id = ?", (len(results), message_id)
-                )
-            return results
+                else:
+                    conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                    fx.delete_blobs.append(blob)
+            queued = None
+            if remote is not None and outbound is not None:
+                blob, sha, facts = remote
+                queued = mail.enqueue_outbound(conn, outbound, blob, sha, facts, now)
+            return results, queued
 
-        return await self._write_with_blob(op, blob)
+        try:
+            return await self._db.write(op)
+        except BaseException:
+            await asyncio.to_thread(self._blobs.delete, blobs)
+            raise
 
     async def list_entries(self, account: AccountId, folder_id: FolderId) -> list[MessageEntry]:
         return await self._db.read(lambda c: mail.list_entries(c, account, folder_id))

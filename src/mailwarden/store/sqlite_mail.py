@@ -34,11 +34,13 @@ from mailwarden.store.base import (
     MessageEntry,
     MessageSummary,
     NotFound,
+    OutboundCopy,
+    QueuedMessage,
     QuotaExceeded,
     QuotaUsage,
     SpecialUse,
 )
-from mailwarden.store.sqlite_admin import release_messages
+from mailwarden.store.sqlite_admin import QUEUE_COLUMNS, queued_from_row, release_messages
 from mailwarden.store.sqlite_db import Effects
 
 FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Deleted": 8, "\\Draft": 16}
@@ -694,3 +696,33 @@ def list_summaries(
         for row in rows
     ]
     return int(total.fetchone()[0]), page
+
+
+def enqueue_outbound(
+    conn: sqlite3.Connection,
+    outbound: OutboundCopy,
+    blob: str,
+    sha256: str,
+    facts: MessageFacts,
+    now: int,
+) -> QueuedMessage:
+    """Insert a message row for a prepared blob and a queue entry for it."""
+    message_id = insert_message(conn, blob, sha256, facts, refs=1)
+    cur = conn.execute(
+        "INSERT INTO outbound_queue (account_id, mail_from, recipients, message_id, size,"
+        " dsn, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            outbound.account,
+            outbound.mail_from,
+            "\n".join(outbound.recipients),
+            message_id,
+            len(outbound.raw),
+            outbound.dsn,
+            now,
+            now,
+        ),
+    )
+    row = conn.execute(
+        f"SELECT {QUEUE_COLUMNS} FROM outbound_queue WHERE id = ?", (cur.lastrowid,)
+    ).fetchone()
+    return queued_from_row(row)
