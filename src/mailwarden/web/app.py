@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from mailwarden.delivery import Delivery, SendingLimits
 from mailwarden.web.webmail import WebmailDeps, make_webmail
 from mailwarden.web.webmail.prefs import SqlitePrefs
-from mailwarden.web.webmail.send import StoreSubmitter
+from mailwarden.web.webmail.send import DeliverySubmitter
 from mailwarden.web.webmail.sessions import MemorySessions
 
 if TYPE_CHECKING:
@@ -31,14 +32,26 @@ ADMIN_API_PREFIX = "/api/admin"
 
 
 def webmail_deps(node: Node) -> WebmailDeps:
-    """The webmail's dependencies for a node: sessions, preferences, submission."""
+    """The webmail's dependencies for a node: sessions, preferences, submission.
+
+    Sending uses the node's delivery rules with the ``[submission]`` limits.
+    The SMTP submission listeners build their own ``SendingLimits``; until the
+    node holds one shared instance, webmail and SMTP each allow the configured
+    rate (one allowance per path, not one in total).
+    """
     web = node.config.web
+    sub = node.config.submission
     return WebmailDeps(
         store=node.store,
         auth=node.auth,
         sessions=MemorySessions(idle=web.session_hours * 3600.0),
         prefs=SqlitePrefs(node.config.data_path / "webmail.db"),
-        submitter=StoreSubmitter(node.store),
+        submitter=DeliverySubmitter(
+            node.store,
+            Delivery(node.store, node.config.hostname),
+            SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
+            max_recipients=sub.max_recipients,
+        ),
         hostname=node.config.hostname,
         secure_cookies=web.secure_cookies,
     )

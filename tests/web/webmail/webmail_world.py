@@ -12,12 +12,14 @@ import httpx
 
 from mailwarden.auth.passwords import HashParams, PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
+from mailwarden.delivery import Delivery, SendingLimits
 from mailwarden.mail.address import Address
 from mailwarden.store.sqlite import SqliteStore
+from mailwarden.store.sqlite_auth import SqliteAuthState
 from mailwarden.web.app import make_app
 from mailwarden.web.webmail import WebmailDeps
 from mailwarden.web.webmail.prefs import SqlitePrefs
-from mailwarden.web.webmail.send import StoreSubmitter
+from mailwarden.web.webmail.send import DeliverySubmitter
 from mailwarden.web.webmail.sessions import MemorySessions
 
 FAST = HashParams(memory_kib=64, time_cost=1, parallelism=1)
@@ -72,16 +74,20 @@ async def make_world(tmp_path: Path) -> AsyncIterator[World]:
     await store.add_domain("example.test")
     for address, password in (ALICE, BOB):
         await store.add_account(Address.parse(address), hasher.hash(password))
-    auth = AuthService(store, hasher, VerifyPool(2, 8))
+    state = await SqliteAuthState.open(tmp_path / "db.sqlite")
+    auth = AuthService(store, hasher, VerifyPool(2, 8), state_store=state)
     prefs = SqlitePrefs(tmp_path / "webmail.db")
+    clock = Clock()
     deps = WebmailDeps(
         store=store,
         auth=auth,
         sessions=MemorySessions(idle=3600.0),
         prefs=prefs,
-        submitter=StoreSubmitter(store),
+        submitter=DeliverySubmitter(
+            store, Delivery(store, "mail.example.test"), SendingLimits(20, 100), clock=clock
+        ),
         hostname="mail.example.test",
-        clock=Clock(),
+        clock=clock,
     )
     node = types.SimpleNamespace(store=store, auth=auth, draining=False)
     app = make_app(node, deps)  # type: ignore[arg-type]
@@ -89,7 +95,7 @@ async def make_world(tmp_path: Path) -> AsyncIterator[World]:
         yield World(store, auth, deps, app)
     finally:
         prefs.close()
-        auth.pool.shutdown()
+        await auth.close()
         await store.close()
 
 

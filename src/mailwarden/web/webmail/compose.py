@@ -92,7 +92,7 @@ class Draft:
     carry: tuple[tuple[str, str], ...] = field(default=())  # (token, file name)
 
 
-_SPLIT_RE = re.compile(r"[,;\n]")
+_SPLIT_RE = re.compile(r"[;\n]")
 
 
 def parse_recipients(text: str) -> tuple[str, ...]:
@@ -104,16 +104,16 @@ def parse_recipients(text: str) -> tuple[str, ...]:
     if len(text) > 20_000:
         raise RecipientError(_("Too many recipients."))
     out: list[str] = []
-    for chunk in _SPLIT_RE.split(text.replace("\r", "")):
-        if not chunk.strip():
+    flat = _SPLIT_RE.sub(",", text.replace("\r", ""))
+    for name, addr in email.utils.getaddresses([flat]):
+        if not addr.strip():
+            if name.strip():
+                raise RecipientError(_("Not a valid address: %s") % name.strip()[:100])
             continue
-        _name, addr = email.utils.parseaddr(chunk.strip(), strict=True)
         try:
-            parsed = Address.parse(addr) if addr else None
+            parsed = Address.parse(addr)
         except AddressError:
-            parsed = None
-        if parsed is None:
-            raise RecipientError(_("Not a valid address: %s") % chunk.strip()[:100])
+            raise RecipientError(_("Not a valid address: %s") % addr.strip()[:100]) from None
         out.append(str(parsed))
     if len(out) > MAX_RECIPIENTS:
         raise RecipientError(_("Too many recipients (at most %d).") % MAX_RECIPIENTS)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +60,8 @@ class Session:
         last_seen: epoch seconds of the latest request.
         flashes: one-shot messages shown on the next page.
         streams: server-sent event streams open for this session.
+        on_end: called once when the session ends (logout, expiry, revocation),
+            e.g. to unregister it from the auth service's session list.
     """
 
     id: str
@@ -70,6 +73,7 @@ class Session:
     last_seen: float
     flashes: list[tuple[str, str]] = field(default_factory=list)
     streams: int = 0
+    on_end: Callable[[], None] | None = None
 
     def flash(self, text: str, kind: str = "info") -> None:
         """Queue a message for the next page (``kind``: info or error)."""
@@ -182,6 +186,9 @@ class MemorySessions:
         session = self._by_key.pop(key, None)
         if session is None:
             return
+        if session.on_end is not None:
+            end, session.on_end = session.on_end, None
+            end()
         mine = self._by_account.get(session.account)
         if mine is not None:
             mine.pop(key, None)

@@ -10,8 +10,10 @@
   says to try again shortly; a rejection is one generic message whatever the
   reason.
 * "Remember this device" asks the auth service for a device token (the known
-  device lane of the door) kept in a long-lived HttpOnly cookie and presented
-  at later logins.
+  lane of the door) kept in a long-lived HttpOnly cookie and presented at
+  later logins as :attr:`Peer.device_token`.
+* Each session is registered with the door (:meth:`AuthService.open_session`),
+  so the operator's ``auth revoke`` ends it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mailwarden.auth.service import Accepted, AuthService, Peer, TryLater
-from mailwarden.store.base import Account
+from mailwarden.auth.service import Accepted, TryLater
 from mailwarden.web.webmail.core import (
     DEVICE_COOKIE,
     PRELOGIN_COOKIE,
@@ -91,21 +92,6 @@ async def login_form(request: Request) -> Response:
     return _login_page(request, deps)
 
 
-async def issue_device_token(auth: AuthService, account: Account, peer: Peer) -> str | None:
-    """Ask the auth service for a "remember this device" token, if it offers them.
-
-    INTEGRATION POINT: the auth service's device-token lane was being built
-    alongside this module.  Its method is looked up by name
-    (``issue_device_token(account, peer)``); without it, the box is accepted and
-    simply has no effect.
-    """
-    issue = getattr(auth, "issue_device_token", None)
-    if issue is None:
-        return None
-    token = await issue(account, peer)
-    return token if isinstance(token, str) and token else None
-
-
 async def login(request: Request) -> Response:
     """POST /login: verify through the auth door and start a fresh session."""
     deps: WebmailDeps = request.app.state.webmail
@@ -152,11 +138,20 @@ async def login(request: Request) -> Response:
     session = deps.sessions.create(
         account.id, account.address, account.credential_version, deps.clock()
     )
+    # Registered with the door so that ``auth sessions`` lists it and
+    # ``auth revoke`` ends it; unregistered when the session ends here.
+    session_id = session.id
+    registered = deps.auth.open_session(
+        account, peer, on_revoke=lambda: deps.sessions.delete(session_id)
+    )
+    session.on_end = registered.close
     response = redirect(safe_next(request.query_params.get("next")))
     response.set_cookie(SESSION_COOKIE, session.id, **_cookie_args(deps))
     response.delete_cookie(PRELOGIN_COOKIE, path="/")
     if form.get("remember") == "1":
-        token = await issue_device_token(deps.auth, account, peer)
+        # The auth door's known lane: a later login from this browser presents
+        # the token and is decided ahead of the unknown crowd during a flood.
+        token = deps.auth.issue_device_token(account)
         if token:
             response.set_cookie(
                 DEVICE_COOKIE,

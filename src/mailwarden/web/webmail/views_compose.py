@@ -42,6 +42,7 @@ from mailwarden.web.webmail.core import (
     Ctx,
     check_csrf,
     folder_infos,
+    peer_of,
     redirect,
     render,
     require_login,
@@ -326,6 +327,13 @@ async def compose_post(request: Request) -> Response:
     form = await request.form(
         max_files=MAX_FILES, max_fields=500, max_part_size=ctx.deps.max_upload
     )
+    try:
+        return await _compose_post(ctx, request, form)
+    finally:
+        await form.close()  # uploads are spooled to temporary files
+
+
+async def _compose_post(ctx: Ctx, request: Request, form: FormData) -> Response:
     check_csrf(ctx, form)
     autosave = request.url.path.endswith("/autosave")
     sending = form.get("action") == "send" and not autosave
@@ -344,7 +352,13 @@ async def compose_post(request: Request) -> Response:
             ctx.session.flash(_("Draft saved."))
             return redirect(f"/compose?draft={drafts.id}.{uid}")
         to_send, copy, _mid = build_message(out, hostname=ctx.deps.hostname, now=ctx.deps.clock())
-        await ctx.deps.submitter.submit(ctx.account, out.from_addr, out.recipients, to_send)
+        await ctx.deps.submitter.submit(
+            ctx.account,
+            out.from_addr,
+            out.recipients,
+            to_send,
+            peer_ip=str(peer_of(request, ctx.deps).address),
+        )
     except (ComposeError, SendRefused) as exc:
         if autosave:
             return JSONResponse({"error": str(exc)}, status_code=400)

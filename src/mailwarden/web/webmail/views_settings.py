@@ -5,12 +5,12 @@ with the door's limits), hashed on the door's pool, and ends every other
 session of the account; this session continues under the new
 ``credential_version``.
 
-INTEGRATION POINT (app passwords): the auth service's app-password API was
-not there when this was written.  This page uses it when the service has
-``list_app_passwords(account_id) -> list`` (items with ``id``, ``label``,
-``created``), ``create_app_password(account_id, label) -> str`` (the secret,
-shown once) and ``revoke_app_password(account_id, id)``; otherwise the
-section says app passwords are not available.
+App passwords (for IMAP, POP3 and SMTP clients; the door never accepts them
+for webmail) live in the auth service's durable state
+(:attr:`AuthService.state_store`): created with a random secret shown once,
+stored as a digest, revoked by id.  After each change the door folds the
+state in at once (:meth:`AuthService.refresh`).  A door without durable state
+(``state_store`` None) has no app passwords, and the page says so.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mailwarden.auth.persist import AppPassword
 from mailwarden.auth.service import Accepted, TryLater
+from mailwarden.auth.tokens import app_password_digest, generate_app_password
 from mailwarden.web.webmail.core import (
     Ctx,
     check_csrf,
@@ -45,22 +47,15 @@ MIN_PASSWORD = 10
 MAX_NAME = 100
 
 
-def _app_passwords_api(auth: object) -> bool:
-    return all(
-        callable(getattr(auth, name, None))
-        for name in ("list_app_passwords", "create_app_password", "revoke_app_password")
-    )
-
-
 async def settings_page(request: Request, *, new_secret: str = "") -> Response:
     """GET /settings."""
     ctx = await require_login(request)
     if not isinstance(ctx, Ctx):
         return ctx
-    auth: Any = ctx.deps.auth
-    app_passwords: list[Any] | None = None
-    if _app_passwords_api(auth):
-        app_passwords = list(await auth.list_app_passwords(ctx.account.id))
+    state = ctx.deps.auth.state_store
+    app_passwords: list[AppPassword] | None = None
+    if state is not None:
+        app_passwords = [a for a in await state.app_passwords(ctx.account.id) if not a.revoked]
     nav = await folder_infos(ctx)
     return render(
         ctx,
@@ -159,16 +154,27 @@ async def app_passwords_post(request: Request) -> Response:
         return ctx
     form = await request.form(max_files=0, max_fields=10)
     check_csrf(ctx, form)
-    auth: Any = ctx.deps.auth
-    if not _app_passwords_api(auth):
+    auth = ctx.deps.auth
+    state = auth.state_store
+    if state is None:
         ctx.session.flash(_("App passwords are not available on this server."), "error")
         return redirect("/settings")
     if form.get("action") == "create":
-        label = _field(form, "label", 60).strip() or _("App password")
-        secret = await auth.create_app_password(ctx.account.id, label)
-        return await settings_page(request, new_secret=str(secret))
-    await auth.revoke_app_password(ctx.account.id, _field(form, "id", 100))
-    ctx.session.flash(_("App password revoked."))
+        label = _field(form, "label", 60).replace("\n", " ").strip() or _("App password")
+        if len([a for a in await state.app_passwords(ctx.account.id) if not a.revoked]) >= 20:
+            ctx.session.flash(_("You have too many app passwords; revoke one first."), "error")
+            return redirect("/settings")
+        secret = generate_app_password()
+        await state.add_app_password(
+            ctx.account.id, label, app_password_digest(secret), auth.clock()
+        )
+        await auth.refresh()
+        log.info("webmail: app password created account=%s", ctx.account.id)
+        return await settings_page(request, new_secret=secret)
+    app_id = _field(form, "id", 20)
+    if app_id.isdigit() and await state.revoke_app_password(ctx.account.id, int(app_id)):
+        await auth.refresh()
+        ctx.session.flash(_("App password revoked."))
     return redirect("/settings")
 
 
