@@ -5,13 +5,22 @@ client does.  Each probe does one thing a user does, with a timeout:
 
 - ``ImapLoginProbe`` / ``Pop3LoginProbe``: connect (optionally STARTTLS/STLS),
   log in with the probe account, log out.
-- ``WebmailLoginProbe``: POST ``username`` and ``password`` to the webmail login
-  URL; a success is a 2xx or 3xx answer that sets a cookie (the webmail's
-  contract: a failed login answers 401 or sets no session cookie).
+- ``WebmailLoginProbe``: load the login page as a browser does (keeping its
+  cookies and the form's hidden fields, such as a pre-login CSRF token), then
+  POST ``username`` and ``password`` to the form's action.  A success is a 2xx
+  or 3xx answer that sets a cookie the login page did not set (the session);
+  the webmail answers a failed login with 401 (403 for a stale form, 503 while
+  busy or drained).
 - ``RoundTripProbe``: submit a message to the probe account through SMTP
   submission, then poll its INBOX over IMAP until the message (found by a
   unique ``X-Mailwarden-Probe`` header) arrives; the latency is the delivery
-  time.  The message is deleted afterwards.
+  time, from the end of the submission to the message showing in the INBOX.
+  The message is deleted afterwards.
+
+TLS is verified against the system's CAs, or against ``ca_file`` when the
+cluster uses a private CA (or, in a test, the node's self-signed certificate).
+When a step fails, the probe reports that step's error: the clean-up that
+follows (LOGOUT, QUIT) is best effort and never hides the cause.
 
 The blocking clients (imaplib, poplib, smtplib, http.client) run in threads
 with ``asyncio.to_thread``; timeouts are socket timeouts plus an overall
@@ -35,8 +44,11 @@ result is kept in ``probe_results``; ``prune`` trims old history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import html.parser
 import http.client
+import http.cookies
 import imaplib
 import poplib
 import smtplib
@@ -138,8 +150,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
+def _tls_context(settings: ProbeSettings) -> ssl.SSLContext:
+    """A verifying client context (system CAs, or ``settings.ca_file``)."""
+    return ssl.create_default_context(cafile=settings.ca_file or None)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """Clean-up after a failed step: never let it replace the step's own error."""
+    with contextlib.suppress(Exception):
+        action()
+
+
+def _imap_session(settings: ProbeSettings) -> imaplib.IMAP4:
+    """Connect, STARTTLS if asked, and log in; the caller logs out."""
+    imap = imaplib.IMAP4(settings.host, settings.imap_port, timeout=settings.timeout)
+    try:
+        if settings.starttls:
+            imap.starttls(_tls_context(settings))
+        imap.login(settings.account, settings.password)
+    except BaseException:
+        _quietly(imap.shutdown)
+        raise
+    return imap
 
 
 class ImapLoginProbe(_BlockingProbe):
@@ -156,13 +188,28 @@ class ImapLoginProbe(_BlockingProbe):
         )
 
     def _check(self) -> int | None:
-        s = self._settings
-        with imaplib.IMAP4(s.host, s.imap_port, timeout=s.timeout) as imap:
-            if s.starttls:
-                imap.starttls(_tls_context())
-            imap.login(s.account, s.password)
+        imap = _imap_session(self._settings)
+        try:
             imap.logout()
+        finally:
+            _quietly(imap.shutdown)
         return None
+
+
+class _Pop3(poplib.POP3):
+    """``poplib.POP3`` that closes its socket when the greeting is an error.
+
+    The standard class leaves the socket open when the server greets with
+    ``-ERR`` (as a drained or overloaded server does).
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        try:
+            super().__init__(host, port, timeout=timeout)
+        except BaseException:
+            if getattr(self, "sock", None) is not None:
+                _quietly(self.close)
+            raise
 
 
 class Pop3LoginProbe(_BlockingProbe):
@@ -180,19 +227,67 @@ class Pop3LoginProbe(_BlockingProbe):
 
     def _check(self) -> int | None:
         s = self._settings
-        pop = poplib.POP3(s.host, s.pop3_port, timeout=s.timeout)
+        pop = _Pop3(s.host, s.pop3_port, timeout=s.timeout)
         try:
             if s.starttls:
-                pop.stls(_tls_context())
+                pop.stls(_tls_context(s))
             pop.user(s.account)
             pop.pass_(s.password)
-        finally:
             pop.quit()
+        except BaseException:
+            _quietly(pop.close)
+            raise
         return None
 
 
+class _LoginForm(html.parser.HTMLParser):
+    """Finds the login form of a page: its action and its hidden fields.
+
+    The login form is the first form with a password field; a page without
+    one is not a login page.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action: str | None = None
+        self.hidden: dict[str, str] = {}
+        self.found = False
+        self._form: tuple[str, dict[str, str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.found:
+            return
+        attr = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._form = (attr.get("action", ""), {})
+        elif tag == "input" and self._form is not None:
+            kind = attr.get("type", "text").lower()
+            if kind == "hidden" and attr.get("name"):
+                self._form[1][attr["name"]] = attr.get("value", "")
+            elif kind == "password":
+                self.found = True
+                self.action, self.hidden = self._form[0], dict(self._form[1])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form" and not self.found:
+            self._form = None
+
+
+def _cookies(response: http.client.HTTPResponse) -> dict[str, str]:
+    """Cookies a response sets (name to value; a deleted cookie has an empty value)."""
+    jar: dict[str, str] = {}
+    for header in response.headers.get_all("Set-Cookie") or []:
+        cookie = http.cookies.SimpleCookie()
+        with contextlib.suppress(http.cookies.CookieError):
+            cookie.load(header)
+        for name, morsel in cookie.items():
+            expired = morsel["max-age"] in ("0", "-1")
+            jar[name] = "" if expired else morsel.value
+    return jar
+
+
 class WebmailLoginProbe(_BlockingProbe):
-    """POST the webmail login form and expect a session cookie."""
+    """Load the webmail login form, submit it, and expect a new session cookie."""
 
     def __init__(self, settings: ProbeSettings, **kwargs: Callable[[], float]) -> None:
         super().__init__(
@@ -204,27 +299,62 @@ class WebmailLoginProbe(_BlockingProbe):
             **kwargs,
         )
 
-    def _check(self) -> int | None:
+    def _request(
+        self, url: urllib.parse.SplitResult, method: str, body: str = "", cookies: str = ""
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         s = self._settings
-        url = urllib.parse.urlsplit(s.webmail_url)
-        conn_class = (
-            http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_class(url.netloc, timeout=s.timeout)
-        try:
-            body = urllib.parse.urlencode({"username": s.account, "password": s.password})
-            conn.request(
-                "POST",
-                url.path or "/",
-                body=body,
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
+        conn: http.client.HTTPConnection
+        if url.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                url.netloc, timeout=s.timeout, context=_tls_context(s)
             )
+        elif url.scheme == "http":
+            conn = http.client.HTTPConnection(url.netloc, timeout=s.timeout)
+        else:
+            raise ProbeFailed(f"not an http(s) URL: {s.webmail_url}")
+        headers = {"User-Agent": "mailwarden-status-probe", "Accept": "text/html"}
+        if cookies:
+            headers["Cookie"] = cookies
+        if method == "POST":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        target = url.path or "/"
+        if url.query:
+            target += "?" + url.query
+        try:
+            conn.request(method, target, body=body or None, headers=headers)
             response = conn.getresponse()
-            response.read()
+            # A login page is small; read a bounded amount.
+            data = response.read(1024 * 1024)
         finally:
             conn.close()
-        if response.status >= 400 or not response.getheader("Set-Cookie"):
-            raise ProbeFailed(f"login answered HTTP {response.status}")
+        return response, data
+
+    def _check(self) -> int | None:
+        s = self._settings
+        page_url = urllib.parse.urlsplit(s.webmail_url)
+        page, html_bytes = self._request(page_url, "GET")
+        if page.status != 200:
+            raise ProbeFailed(f"login page answered HTTP {page.status}")
+        form = _LoginForm()
+        form.feed(html_bytes.decode("utf-8", "replace"))
+        if not form.found:
+            raise ProbeFailed("no login form on the login page")
+        jar = {k: v for k, v in _cookies(page).items() if v}
+        action = urllib.parse.urlsplit(urllib.parse.urljoin(s.webmail_url, form.action or ""))
+        if action.netloc != page_url.netloc:
+            raise ProbeFailed("the login form posts to another host")
+        fields = {**form.hidden, "username": s.account, "password": s.password}
+        answer, _ = self._request(
+            action,
+            "POST",
+            urllib.parse.urlencode(fields),
+            "; ".join(f"{k}={v}" for k, v in jar.items()),
+        )
+        if answer.status >= 400:
+            raise ProbeFailed(f"login answered HTTP {answer.status}")
+        fresh = [k for k, v in _cookies(answer).items() if v and jar.get(k) != v]
+        if not fresh:
+            raise ProbeFailed(f"login answered HTTP {answer.status} without a session cookie")
         return None
 
 
@@ -250,26 +380,33 @@ class RoundTripProbe(_BlockingProbe):
         self._poll_every = poll_every
         self._sleep = sleep
 
-    def _check(self) -> int | None:
+    def _submit(self, token: str) -> None:
         s = self._settings
-        token = uuid.uuid4().hex
         msg = EmailMessage()
         msg["From"] = s.account
         msg["To"] = s.account
         msg["Subject"] = f"mailwarden status probe {token}"
         msg["X-Mailwarden-Probe"] = token
         msg.set_content("Round-trip probe of the status service. It is deleted on arrival.\n")
-        with smtplib.SMTP(s.host, s.submission_port, timeout=s.timeout) as smtp:
+        smtp = smtplib.SMTP(s.host, s.submission_port, timeout=s.timeout)
+        try:
             if s.starttls:
-                smtp.starttls(context=_tls_context())
+                smtp.starttls(context=_tls_context(s))
             smtp.login(s.account, s.password)
             smtp.send_message(msg)
+            smtp.quit()
+        except BaseException:
+            _quietly(smtp.close)
+            raise
+
+    def _check(self) -> int | None:
+        s = self._settings
+        token = uuid.uuid4().hex
+        self._submit(token)
         sent = self._monotonic()
         deadline = sent + s.roundtrip_timeout
-        with imaplib.IMAP4(s.host, s.imap_port, timeout=s.timeout) as imap:
-            if s.starttls:
-                imap.starttls(_tls_context())
-            imap.login(s.account, s.password)
+        imap = _imap_session(s)
+        try:
             while True:
                 imap.select("INBOX")
                 _, data = imap.search(None, "HEADER", "X-Mailwarden-Probe", token)
@@ -284,16 +421,17 @@ class RoundTripProbe(_BlockingProbe):
                 if self._monotonic() >= deadline:
                     raise ProbeFailed("probe message not delivered in time")
                 self._sleep(self._poll_every)
+        finally:
+            _quietly(imap.shutdown)
 
 
 def probes_for(settings: ProbeSettings) -> list[Probe]:
-    """The standard probes of one cluster."""
-    return [
-        ImapLoginProbe(settings),
-        Pop3LoginProbe(settings),
-        WebmailLoginProbe(settings),
-        RoundTripProbe(settings),
-    ]
+    """The standard probes of one cluster (the webmail one only with a URL)."""
+    probes: list[Probe] = [ImapLoginProbe(settings), Pop3LoginProbe(settings)]
+    if settings.webmail_url:
+        probes.append(WebmailLoginProbe(settings))
+    probes.append(RoundTripProbe(settings))
+    return probes
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,10 +81,13 @@ class ProbeSettings:
     pop3_port: int = 1110
     submission_port: int = 2587
     webmail_url: str = "http://127.0.0.1:8080/login"
+    """The webmail's login page (GET shows the form); empty: no webmail probe."""
     account: str = ""
     password: str = ""
     starttls: bool = False
     """Use STARTTLS/STLS before logging in (production: yes)."""
+    ca_file: str = ""
+    """PEM file of the CA to verify the cluster's certificates with; empty: system CAs."""
     interval: timedelta = timedelta(minutes=1)
     timeout: float = 10.0
     failures_for_outage: int = 3
