@@ -356,6 +356,12 @@ class AuthService:
         if self.state_store is not None:
             await self.state_store.close()
 
+    async def flush(self) -> None:
+        """Wait for background writes (bans) and save the known clients seen so far."""
+        while self._tasks:
+            await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+        await self._save_known()
+
     async def _maintain(self) -> None:
         last_stats = -1e18
         while True:
