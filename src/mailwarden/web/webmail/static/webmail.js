@@ -129,6 +129,8 @@
   }
   if (window.EventSource && csrf) {
     var source = new EventSource("/mail/events");
+    source.addEventListener("open", function () { document.body.setAttribute("data-live", "on"); });
+    source.addEventListener("error", function () { document.body.removeAttribute("data-live"); });
     source.addEventListener("change", function (ev) {
       var data = {};
       try { data = JSON.parse(ev.data); } catch (e) { /* ignore */ }
