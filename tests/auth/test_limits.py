@@ -16,6 +16,7 @@ from mailwarden.auth.limits import (
     parse_network,
     pressure,
     scopes_of,
+    shed_delay,
     tripped,
 )
 from mailwarden.auth.policy import AuthPolicy, policy_from_config
@@ -65,6 +66,11 @@ def test_failure_delay_doubles_after_a_free_typo() -> None:
     assert [failure_delay(n, POLICY) for n in range(7)] == [0, 0, 1, 2, 4, 8, 15]
     assert failure_delay(10**9, POLICY) == POLICY.failure_delay_max
     assert failure_delay(5, AuthPolicy(failure_delay_base=0)) == 0
+
+
+def test_shed_delay_spares_the_first_and_slows_spinners() -> None:
+    assert [shed_delay(n, POLICY) for n in range(6)] == [0, 0, 0.25, 0.5, 1.0, 2.0]
+    assert shed_delay(10**9, POLICY) == POLICY.failure_delay_max
 
 
 def test_ban_duration_escalates_to_a_maximum() -> None:

@@ -282,6 +282,16 @@ async def test_saturation_sheds_the_unknown_lane_and_serves_the_known(world: Wor
     assert isinstance(await known, Rejected)
 
 
+async def test_a_source_that_keeps_asking_after_a_shed_is_slowed(world: World) -> None:
+    auth = world.auth(source_pending=0)  # every unknown request is shed
+    delays = [
+        (await auth.verify(ALICE, PASSWORD, peer("192.0.2.1"), wait=False)).delay for _ in range(3)
+    ]
+    assert delays == [0.0, 0.25, 0.5]
+    other = await auth.verify(ALICE, PASSWORD, peer("192.0.2.2"), wait=False)
+    assert isinstance(other, TryLater) and other.delay == 0.0
+
+
 async def test_admit_connection_limits_and_refuses_banned_sources(world: World) -> None:
     from mailwarden.auth.bans import Ban
 

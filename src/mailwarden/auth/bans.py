@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from mailwarden.auth.limits import IPAddress, IPNetwork
+from mailwarden.auth.limits import IPAddress, IPNetwork, network_of
 
 __all__ = ["ADMIN_RULE", "AllowEntry", "Ban", "BanList", "NetworkTable"]
 
@@ -143,8 +143,7 @@ class NetworkTable(Generic[T]):
         for (version, prefix), table in self._by_prefix.items():
             if version != address.version:
                 continue
-            network = ipaddress.ip_network((address, prefix), strict=False)
-            value = table.get(network)
+            value = table.get(network_of(address, prefix))
             if value is not None:
                 found.append((prefix, value))
         found.sort(key=lambda pair: -pair[0])

@@ -18,6 +18,9 @@ and tested on one screen (mox's limiter takes time as an argument too).
 * **Delays** after failures double with the host's failures (the first is
   free: a typo), up to a maximum;
   they are timers in the caller, never held threads or pool slots.
+* **Sheds** ("try later") are immediate the first time; a source that keeps
+  retrying at once is answered after a growing delay, so a spinning client
+  costs timers rather than the event loop.
 * **Bans** last ``ban_base`` and grow by ``ban_factor`` for each earlier ban of
   the same network still remembered, up to ``ban_max``.
 * **Pre-login connections** are counted per host, site and wide network and in
@@ -27,6 +30,7 @@ and tested on one screen (mox's limiter takes time as an argument too).
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +51,7 @@ __all__ = [
     "parse_network",
     "pressure",
     "scopes_of",
+    "shed_delay",
     "tripped",
 ]
 
@@ -72,6 +77,12 @@ PREFIXES: dict[int, dict[Scope, int]] = {
 _SOURCE_SCOPES = (Scope.HOST, Scope.SITE, Scope.WIDE)
 
 
+# Building an ipaddress network costs microseconds, and a flood asks for the
+# same few thousand addresses over and over: remember the recent ones.
+_CACHE = 65536
+
+
+@functools.lru_cache(maxsize=_CACHE)
 def network_of(address: IPAddress, prefix: int) -> IPNetwork:
     """The network of ``prefix`` bits containing ``address``."""
     return ipaddress.ip_network((address, prefix), strict=False)
@@ -84,6 +95,7 @@ def _unmapped(address: IPAddress) -> IPAddress:
     return address
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def scopes_of(address: IPAddress) -> tuple[tuple[Scope, IPNetwork], ...]:
     """The host, site and wide networks of an address."""
     address = _unmapped(address)
@@ -162,6 +174,18 @@ def failure_delay(host_failures: int, policy: AuthPolicy) -> float:
     # Cap the exponent before computing, so huge counts cannot overflow.
     doubling = min(host_failures - 2, 30)
     return float(min(policy.failure_delay_max, policy.failure_delay_base * 2.0**doubling))
+
+
+def shed_delay(recent_sheds: int, policy: AuthPolicy) -> float:
+    """Seconds to hold back a "try later" for a source shed ``recent_sheds`` times lately.
+
+    The first is answered at once (a new client learns immediately that it
+    should come back); a source that retries at once is slowed, doubling.
+    """
+    if recent_sheds <= 1 or policy.shed_delay_base <= 0:
+        return 0.0
+    doubling = min(recent_sheds - 2, 30)
+    return float(min(policy.failure_delay_max, policy.shed_delay_base * 2.0**doubling))
 
 
 def ban_duration(earlier_bans: int, policy: AuthPolicy) -> float:

@@ -58,6 +58,9 @@ class AuthPolicy:
         known_reserve: verification slots the unknown lane may not take.
         source_pending: verifications one host may have queued or running at once.
         shed_retry_after: ``retry_after`` of a request shed by admission control.
+        shed_delay_base: delay of a source's second "try later" within
+            ``shed_window``; it doubles with each one after (first: none).
+        shed_window: how long a shed counts towards that delay.
         prelogin_host: unauthenticated connections open at once from one host.
         prelogin_site: the same for one /24 (IPv6 /48).
         prelogin_wide: the same for one /16 (IPv6 /32).
@@ -90,6 +93,8 @@ class AuthPolicy:
     known_reserve: int = 8
     source_pending: int = 4
     shed_retry_after: float = 5.0
+    shed_delay_base: float = 0.25
+    shed_window: float = 10.0
     prelogin_host: int = 32
     prelogin_site: int = 128
     prelogin_wide: int = 512

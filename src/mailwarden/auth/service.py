@@ -69,13 +69,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import ipaddress
+import itertools
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailwarden.auth import metrics
@@ -92,6 +94,7 @@ from mailwarden.auth.limits import (
     known_network,
     pressure,
     scopes_of,
+    shed_delay,
     tripped,
 )
 from mailwarden.auth.passwords import PasswordHasher, PoolSaturated, VerifyPool
@@ -314,6 +317,7 @@ class AuthService:
         self.top = TopOffenders()
         self.started = clock()
         self._pending: dict[IPNetwork, int] = {}
+        self._shed_seq = itertools.count()
         self._known_written: dict[tuple[int, IPNetwork], float] = {}
         self._known_unsaved: dict[tuple[int, IPNetwork], KnownClient] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -416,11 +420,11 @@ class AuthService:
         if self.state.allowed(address) is None:
             ban = self.state.bans.match(address, now)
             if ban is not None:
-                metrics.CONNECTIONS_REFUSED.labels("banned").inc()
+                _child(metrics.CONNECTIONS_REFUSED, "banned").inc()
                 return Admission(self, address, Rejected("banned", 0.0, ban.rule))
         full = self.gate.admit(address)
         if full is not None:
-            metrics.CONNECTIONS_REFUSED.labels(full.value).inc()
+            _child(metrics.CONNECTIONS_REFUSED, full.value).inc()
             log.warning("auth: pre-login connections of %s full at %s", address, full.value)
             return Admission(
                 self,
@@ -496,7 +500,7 @@ class AuthService:
         """
         started = time.perf_counter()
         outcome, lane = await self._decide(username, password, peer)
-        metrics.LOGIN_SECONDS.labels(lane.value, type(outcome).__name__.lower()).observe(
+        _child(metrics.LOGIN_SECONDS, lane.value, type(outcome).__name__.lower()).observe(
             time.perf_counter() - started
         )
         self._log(outcome, username, peer, lane)
@@ -510,7 +514,7 @@ class AuthService:
         service = peer.service.value
         self.rates.add("attempts", now)
         if not username or len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
-            metrics.ATTEMPTS.labels(service, Lane.UNKNOWN.value).inc()
+            _child(metrics.ATTEMPTS, service, Lane.UNKNOWN.value).inc()
             return self._fail(
                 Rejected("malformed credentials"), service, now, "malformed"
             ), Lane.UNKNOWN
@@ -519,18 +523,21 @@ class AuthService:
         attempt.known_net = known_network(address, self.policy)
         attempt.allowed = self.state.allowed(address) is not None
         attempt.lane = await self._lane(attempt)
-        metrics.ATTEMPTS.labels(service, attempt.lane.value).inc()
-        keys = [_source_key(net) for _, net in attempt.scopes]
-        attempt.counts = SourceCounts(*await self.counters.count(keys, now, self.policy.window))
-        delay = failure_delay(attempt.counts.host, self.policy)
+        _child(metrics.ATTEMPTS, service, attempt.lane.value).inc()
 
         # 2. bans (known clients only answer to bans made by an operator)
         if not attempt.allowed:
             known = attempt.lane is Lane.KNOWN
             ban = self.state.bans.match(address, now, admin_only=known)
             if ban is not None:
-                outcome = Rejected("banned: " + ban.explain(), self.policy.banned_delay, ban.rule)
+                # `auth explain` gives the whole story; the log line stays cheap.
+                outcome = Rejected(f"banned ({ban.network})", self.policy.banned_delay, ban.rule)
                 return self._fail(outcome, service, now, "banned"), attempt.lane
+
+        keys = [_source_key(net) for _, net in attempt.scopes]
+        attempt.counts = SourceCounts(*await self.counters.count(keys, now, self.policy.window))
+        delay = failure_delay(attempt.counts.host, self.policy)
+        host_net = attempt.scopes[0][1]
 
         # 3. the unknown lane's limits, still before any hashing
         if attempt.lane is Lane.UNKNOWN:
@@ -540,13 +547,12 @@ class AuthService:
             if held >= self.policy.account_failures:
                 reason = f"account held: {held} distinct failures from unknown sources"
                 later = TryLater(self.policy.account_hold_retry, reason, delay)
-                return self._shed(later, service, now, "account"), attempt.lane
-            host_net = attempt.scopes[0][1]
+                return await self._shed(later, service, now, "account", host_net), attempt.lane
             if self._pending.get(host_net, 0) >= self.policy.source_pending:
                 later = TryLater(
                     self.policy.shed_retry_after, "too many verifications from this source", delay
                 )
-                return self._shed(later, service, now, "source"), attempt.lane
+                return await self._shed(later, service, now, "source", host_net), attempt.lane
 
         # 4. the account
         try:
@@ -554,7 +560,7 @@ class AuthService:
         except StoreError as exc:
             log.warning("auth: cannot look up accounts: %s", exc)
             later = TryLater(self.policy.shed_retry_after, "store unavailable")
-            return self._shed(later, service, now, "store"), attempt.lane
+            return await self._shed(later, service, now, "store"), attempt.lane
         if account is not None and (lock := self.state.lock(account.id)) is not None:
             reason = f"account locked: {lock.reason}" if lock.reason else "account locked"
             return self._fail(Rejected(reason, delay, "lock"), service, now, "locked"), attempt.lane
@@ -595,7 +601,6 @@ class AuthService:
 
         # 7. argon2id on the pool
         stored = account.password_hash if account is not None else self.hasher.dummy_hash
-        host_net = attempt.scopes[0][1]
         if attempt.lane is Lane.KNOWN:
             priority, reserve = -1.0, 0
         else:
@@ -610,7 +615,7 @@ class AuthService:
             )
         except PoolSaturated:
             later = TryLater(self.policy.shed_retry_after, "verification capacity saturated", delay)
-            return self._shed(later, service, now, "pool"), attempt.lane
+            return await self._shed(later, service, now, "pool", host_net), attempt.lane
         finally:
             if attempt.lane is Lane.UNKNOWN:
                 left = self._pending.get(host_net, 0) - 1
@@ -714,7 +719,7 @@ class AuthService:
         self.state.bans.add(ban)
         # The ban is the consequence; start the network's count afresh for when it ends.
         await self.counters.delete(_source_key(network))
-        metrics.BANS_MADE.labels(ban.rule).inc()
+        _child(metrics.BANS_MADE, ban.rule).inc()
         metrics.BANS_ACTIVE.set(len(self.state.bans.table))
         log.warning("auth: %s", ban.explain())
         if self.state_store is not None:
@@ -739,7 +744,7 @@ class AuthService:
         if attempt.known_net is not None:
             await self._remember_known(account, attempt.user_key, attempt.known_net, now)
         self.rates.add("successes", now)
-        metrics.SUCCESSES.labels(service, attempt.lane.value, path).inc()
+        _child(metrics.SUCCESSES, service, attempt.lane.value, path).inc()
         return Accepted(account, cached, attempt.lane, app_id)
 
     async def _remember_known(
@@ -762,13 +767,28 @@ class AuthService:
 
     def _fail(self, outcome: Rejected, service: str, now: float, reason: str) -> Rejected:
         self.rates.add("failures", now)
-        metrics.FAILURES.labels(service, reason).inc()
+        _child(metrics.FAILURES, service, reason).inc()
         return outcome
 
-    def _shed(self, outcome: TryLater, service: str, now: float, reason: str) -> TryLater:
+    async def _shed(
+        self,
+        outcome: TryLater,
+        service: str,
+        now: float,
+        reason: str,
+        host: IPNetwork | None = None,
+    ) -> TryLater:
         self.rates.add("sheds", now)
-        metrics.SHEDS.labels(service, reason).inc()
-        return outcome
+        _child(metrics.SHEDS, service, reason).inc()
+        if host is None:
+            return outcome
+        # The first "try later" is immediate; a source that keeps asking at
+        # once is answered more and more slowly (a timer, not a slot).
+        recent = await self.counters.add(
+            "sh:" + _net_text(host), str(next(self._shed_seq)), now, self.policy.shed_window
+        )
+        delay = shed_delay(recent, self.policy)
+        return replace(outcome, delay=delay) if delay > outcome.delay else outcome
 
     def _pool_gauges(self) -> None:
         metrics.QUEUE_DEPTH.set(self.pool.waiting)
@@ -863,11 +883,11 @@ class AuthService:
 
     @staticmethod
     def _known_key(user_key: str, net: IPNetwork) -> str:
-        return f"kn:{user_key}:{net}"
+        return f"kn:{user_key}:{_net_text(net)}"
 
     @staticmethod
     def _known_fail_key(user_key: str, net: IPNetwork) -> str:
-        return f"kf:{user_key}:{net}"
+        return f"kf:{user_key}:{_net_text(net)}"
 
     @staticmethod
     def _log(outcome: AuthOutcome, username: str, peer: Peer, lane: Lane) -> None:
@@ -908,8 +928,25 @@ def _user_key(username: str) -> str:
     return username.strip().casefold()
 
 
+@functools.lru_cache(maxsize=65536)
+def _net_text(network: IPNetwork) -> str:
+    return str(network)
+
+
 def _source_key(network: IPNetwork) -> str:
-    return f"fs:{network}"
+    return "fs:" + _net_text(network)
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered (the lookup costs microseconds)."""
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def _account_key(user_key: str) -> str:
