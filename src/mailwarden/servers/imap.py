@@ -46,7 +46,7 @@ from mailwarden.proto.imap.responses import (
 )
 from mailwarden.proto.imap.session import ImapSession
 from mailwarden.servers.context import ServerContext
-from mailwarden.servers.imap_mailbox import SelectedFolder, reply_for
+from mailwarden.servers.imap_mailbox import SelectedFolder, SnapshotCache, reply_for
 from mailwarden.servers.listener import (
     Connection,
     ConnectionLimiter,
@@ -104,6 +104,7 @@ class ImapHandler:
         implicit_tls: bool,
         users: UserLimiter,
         trust_loopback: bool = True,
+        snapshots: SnapshotCache | None = None,
     ) -> None:
         """Make a handler.
 
@@ -115,6 +116,7 @@ class ImapHandler:
             trust_loopback: allow logins without TLS from loopback peers (the
                 embedded default); turn off when a local proxy forwards remote
                 clients over loopback.
+            snapshots: folder snapshots shared by the sessions of the node.
         """
         self.name = "imaps" if implicit_tls else "imap"
         self.ctx = ctx
@@ -122,6 +124,7 @@ class ImapHandler:
         self.implicit_tls = implicit_tls
         self.users = users
         self.trust_loopback = trust_loopback
+        self.snapshots = snapshots if snapshots is not None else SnapshotCache()
 
     def busy_reply(self) -> bytes:
         return b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
@@ -359,7 +362,7 @@ class _Served:
             self.selected = None
             self.session.send(UntaggedStatus("OK", "Previous mailbox closed", "CLOSED"))
         sel = await SelectedFolder.open(
-            self.store, account, cmd, self.session, self.handler.config.max_literal
+            self.store, account, cmd, self.session, self.handler.snapshots
         )
         self.selected = sel
         self._drain_changes()
@@ -565,8 +568,13 @@ def make_listeners(
     limiter = ConnectionLimiter(imap.max_connections_per_ip)
     users = UserLimiter(imap.max_connections_per_user)
     draining = is_draining or ctx.is_draining
-    plain = ImapHandler(ctx, imap, implicit_tls=False, users=users, trust_loopback=trust_loopback)
-    tls = ImapHandler(ctx, imap, implicit_tls=True, users=users, trust_loopback=trust_loopback)
+    snaps = SnapshotCache()
+    plain = ImapHandler(
+        ctx, imap, implicit_tls=False, users=users, trust_loopback=trust_loopback, snapshots=snaps
+    )
+    tls = ImapHandler(
+        ctx, imap, implicit_tls=True, users=users, trust_loopback=trust_loopback, snapshots=snaps
+    )
     return [
         Listener(plain, config.listen, imap.port, limiter=limiter, is_draining=draining),
         Listener(

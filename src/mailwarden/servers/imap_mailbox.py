@@ -11,6 +11,7 @@ chunks, and writes the answers through the session.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from mailwarden.mail.facts import MessageFacts
@@ -24,7 +25,7 @@ from mailwarden.proto.imap.fetch import (
     render_fetch,
     sets_seen,
 )
-from mailwarden.proto.imap.mailbox import MailboxView
+from mailwarden.proto.imap.mailbox import MailboxView, Snapshot, snapshot
 from mailwarden.proto.imap.responses import (
     RawLines,
     Tagged,
@@ -38,6 +39,7 @@ from mailwarden.proto.imap.sortthread import SortMessage, render_threads, sort_n
 from mailwarden.store.base import (
     AccountId,
     FlagMode,
+    Folder,
     FolderExists,
     FolderId,
     InvalidFolderName,
@@ -49,7 +51,7 @@ from mailwarden.store.base import (
     StoreUnavailable,
 )
 
-__all__ = ["SelectedFolder", "reply_for"]
+__all__ = ["SelectedFolder", "SnapshotCache", "reply_for"]
 
 _CHUNK = 256  # messages loaded per store round trip
 _FLUSH_AT = 1 << 20  # write out FETCH answers every megabyte
@@ -76,6 +78,43 @@ def reply_for(exc: StoreError) -> tuple[str, str, str | None]:
 
 Flush = Callable[[], Awaitable[None]]
 
+_CacheValue = tuple[int, int, Snapshot, dict[int, MessageEntry]]
+
+
+class SnapshotCache:
+    """Folder snapshots shared by the sessions that select the same folder.
+
+    A snapshot is valid for one (UIDVALIDITY, HIGHESTMODSEQ): any change makes
+    a new one.  Sessions copy their own view on their first change, so ten
+    thousand clients idling on one large INBOX hold one copy of it, not ten
+    thousand.  Bounded (least recently used out).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[AccountId, FolderId], _CacheValue] = OrderedDict()
+
+    async def load(
+        self, store: MailStore, account: AccountId, folder: Folder
+    ) -> tuple[Snapshot, dict[int, MessageEntry]]:
+        key = (account, folder.id)
+        hit = self._items.get(key)
+        if hit is not None and hit[:2] == (folder.uidvalidity, folder.highestmodseq):
+            self._items.move_to_end(key)
+            return hit[2], hit[3]
+        entries = await store.list_entries(account, folder.id)
+        value = (
+            folder.uidvalidity,
+            folder.highestmodseq,
+            snapshot(entries),
+            {e.uid: e for e in entries},
+        )
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value[2], value[3]
+
 
 class SelectedFolder:
     """The selected mailbox of one session: view, entries and store handle."""
@@ -92,8 +131,13 @@ class SelectedFolder:
         self.account = account
         self.folder_id = folder_id
         self.view = view
-        self.entries = entries
+        self.entries = entries  # shared with other sessions: never changed here
+        self.own: dict[int, MessageEntry] = {}  # this session's newer entries
         self.dirty = False
+
+    def entry(self, uid: int) -> MessageEntry | None:
+        found = self.own.get(uid)
+        return found if found is not None else self.entries.get(uid)
 
     @classmethod
     async def open(
@@ -102,7 +146,7 @@ class SelectedFolder:
         account: AccountId,
         cmd: c.Select | c.Examine,
         session: ImapSession,
-        append_limit: int,
+        cache: SnapshotCache,
     ) -> SelectedFolder:
         """Load a folder and send the SELECT/EXAMINE untagged data (RFC 3501 §6.3.1).
 
@@ -110,11 +154,11 @@ class SelectedFolder:
             NotFound: no such folder.
         """
         folder = await store.get_folder(account, cmd.mailbox)
-        entries = await store.list_entries(account, folder.id)
-        view = MailboxView(
-            folder.uidvalidity, entries, folder.highestmodseq, isinstance(cmd, c.Examine)
+        snap, entries = await cache.load(store, account, folder)
+        view = MailboxView.shared(
+            folder.uidvalidity, snap, folder.highestmodseq, isinstance(cmd, c.Examine)
         )
-        sel = cls(store, account, folder.id, view, {e.uid: e for e in entries})
+        sel = cls(store, account, folder.id, view, entries)
         out = [
             b"* FLAGS " + _SYSTEM_FLAGS + b"\r\n",
             b"* OK [PERMANENTFLAGS "
@@ -172,8 +216,8 @@ class SelectedFolder:
             self.account, self.folder_id, view.highestmodseq
         )
         for e in changed:
-            if e.uid in self.entries or e.uid > view.max_uid:
-                self.entries[e.uid] = e
+            if e.uid in view.flags or e.uid > view.max_uid:
+                self.own[e.uid] = e
         top = max((e.modseq for e in changed), default=view.highestmodseq)
         out = view.update(
             changed,
@@ -185,7 +229,7 @@ class SelectedFolder:
         )
         for uid in expunged:
             if uid not in view.flags:
-                self.entries.pop(uid, None)
+                self.own.pop(uid, None)
         return out
 
     # --- commands ----------------------------------------------------------------
@@ -242,13 +286,13 @@ class SelectedFolder:
                 )
                 for e in upd.updated:
                     view.set_flags(e.uid, e.flags, e.modseq)
-                    self.entries[e.uid] = e
+                    self.own[e.uid] = e
                     seen_now.add(e.uid)
         modseq = cmd.changedsince is not None
         if is_fast(items):
             rows = []
             for seq, uid in pairs:
-                ent = self.entries.get(uid)
+                ent = self.entry(uid)
                 if ent is None:
                     continue
                 flags = view.flags.get(uid, ent.flags)
@@ -276,7 +320,7 @@ class SelectedFolder:
                 raws = await self._read_many(uids)
             out = []
             for seq, uid in chunk:
-                ent = self.entries.get(uid)
+                ent = self.entry(uid)
                 if (
                     ent is None
                     or (needs.facts and uid not in facts)
@@ -330,7 +374,7 @@ class SelectedFolder:
             )  # fmt: skip
             for e in upd.updated:
                 view.set_flags(e.uid, e.flags, e.modseq)
-                self.entries[e.uid] = e
+                self.own[e.uid] = e
             failed = upd.failed
             touched = sorted(upd.updated + upd.unchanged, key=lambda e: e.uid)
             if not cmd.silent:
@@ -363,7 +407,7 @@ class SelectedFolder:
             if needs.header:
                 raws = await self._read_many(chunk)
             for i, uid in enumerate(chunk, start + 1):
-                e = self.entries.get(uid)
+                e = self.entry(uid)
                 if e is None:
                     continue
                 f = facts.get(uid)
@@ -478,7 +522,7 @@ class SelectedFolder:
                 session.send(UntaggedStatus("OK", "Moved", code))
             session.send(RawLines(view.expunge_now(res.source_uids, session.qresync)))
             for uid in res.source_uids:
-                self.entries.pop(uid, None)
+                self.own.pop(uid, None)
             session.send(Tagged(cmd.tag, "OK", "MOVE completed"))
             return
         session.send(Tagged(cmd.tag, "OK", "COPY completed", code))
@@ -497,7 +541,7 @@ class SelectedFolder:
         gone = await self.store.expunge(self.account, self.folder_id, only)
         session.send(RawLines(view.expunge_now(gone, session.qresync)))
         for uid in gone:
-            self.entries.pop(uid, None)
+            self.own.pop(uid, None)
         session.send(Tagged(cmd.tag, "OK", "EXPUNGE completed"))
 
 

@@ -29,7 +29,23 @@ from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import flags_bytes
 from mailwarden.proto.imap.responses import compact_set
 
-__all__ = ["EntryLike", "MailboxView"]
+__all__ = ["EntryLike", "MailboxView", "Snapshot", "snapshot"]
+
+Snapshot = tuple[list[int], dict[int, frozenset[str]], dict[int, int]]
+"""UIDs ascending, flags by UID, modseq by UID."""
+
+
+def snapshot(entries: Iterable[EntryLike]) -> Snapshot:
+    """Build a shareable snapshot of a folder's entries."""
+    uids: list[int] = []
+    flags: dict[int, frozenset[str]] = {}
+    modseqs: dict[int, int] = {}
+    for e in entries:
+        uids.append(e.uid)
+        flags[e.uid] = e.flags
+        modseqs[e.uid] = e.modseq
+    uids.sort()
+    return uids, flags, modseqs
 
 
 class EntryLike(Protocol):
@@ -51,18 +67,37 @@ class MailboxView:
     def __init__(
         self, uidvalidity: int, entries: Iterable[EntryLike], highestmodseq: int, readonly: bool
     ) -> None:
+        self._init(uidvalidity, snapshot(entries), highestmodseq, readonly, owned=True)
+
+    @classmethod
+    def shared(
+        cls, uidvalidity: int, snapshot: Snapshot, highestmodseq: int, readonly: bool
+    ) -> MailboxView:
+        """A view over a snapshot shared with other sessions, copied on first change.
+
+        Sessions that only read or idle (most of them) then cost no memory per
+        message; the snapshot must not be changed by anyone afterwards.
+        """
+        view = cls.__new__(cls)
+        view._init(uidvalidity, snapshot, highestmodseq, readonly, owned=False)
+        return view
+
+    def _init(
+        self, uidvalidity: int, snap: Snapshot, highestmodseq: int, readonly: bool, owned: bool
+    ) -> None:
         self.uidvalidity = uidvalidity
         self.readonly = readonly
-        self.uids: list[int] = []
-        self.flags: dict[int, frozenset[str]] = {}
-        self.modseqs: dict[int, int] = {}
-        for e in entries:
-            self.uids.append(e.uid)
-            self.flags[e.uid] = e.flags
-            self.modseqs[e.uid] = e.modseq
-        self.uids.sort()
+        self.uids, self.flags, self.modseqs = snap
+        self._owned = owned
         self.highestmodseq = highestmodseq
         self.pending_expunge: set[int] = set()
+
+    def _own(self) -> None:
+        if not self._owned:
+            self.uids = list(self.uids)
+            self.flags = dict(self.flags)
+            self.modseqs = dict(self.modseqs)
+            self._owned = True
 
     # --- numbers ------------------------------------------------------------
 
@@ -106,6 +141,7 @@ class MailboxView:
     def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
         """Record a change this session made itself (it answers for it)."""
         if uid in self.flags:
+            self._own()
             self.flags[uid] = flags
             self.modseqs[uid] = modseq
 
@@ -132,6 +168,8 @@ class MailboxView:
         out: list[bytes] = []
         gone = set(expunged)
         gone.intersection_update(self.flags)
+        if changed or gone:
+            self._own()
         self.pending_expunge |= gone
         # flag changes of known messages (not of ghosts)
         for e in changed:
@@ -182,6 +220,7 @@ class MailboxView:
         return b"* %d FETCH (%s)\r\n" % (seq or 0, b" ".join(items))
 
     def _expunge_lines(self, qresync: bool) -> bytes:
+        self._own()
         gone = sorted(self.pending_expunge)
         self.pending_expunge.clear()
         out: list[bytes] = []
