@@ -23,6 +23,9 @@ Commands::
     status user add NAME --role admin|editor | list
     status subscriber list
     status webhook add URL | list | remove ID
+    status login list | release KEY          admin login locks (KEY: address:IP or user:NAME)
+    status drain pending                     drain calls no node has acknowledged yet
+    status probe list | history [--probe NAME] [--limit N]
     status audit
 """
 
@@ -239,6 +242,26 @@ def _people_commands(groups: Any) -> None:
     audit = groups.add_parser("audit", help="show the audit log")
     audit.add_argument("--limit", type=int, default=50)
 
+    login = groups.add_parser("login", help="admin login throttling").add_subparsers(
+        dest="status_action", required=True
+    )
+    login.add_parser("list", help="addresses and user names counted or locked")
+    lrel = login.add_parser("release", help="forget one address or user name")
+    lrel.add_argument("key", help="address:203.0.113.7, address:2001:db8::/64 or user:NAME")
+
+    drain = groups.add_parser("drain", help="drain requests to nodes").add_subparsers(
+        dest="status_action", required=True
+    )
+    drain.add_parser("pending", help="drain calls no node has acknowledged yet")
+
+    probe = groups.add_parser("probe", help="end-to-end probes").add_subparsers(
+        dest="status_action", required=True
+    )
+    probe.add_parser("list", help="each probe's state and last result")
+    hist = probe.add_parser("history", help="recent probe results, newest first")
+    hist.add_argument("--probe", help="only this probe (e.g. cluster-a/imap-login)")
+    hist.add_argument("--limit", type=int, default=50)
+
 
 # -- running ----------------------------------------------------------------------
 
@@ -339,6 +362,9 @@ def _run(args: argparse.Namespace, svc: StatusService) -> int:
         "subscriber": _subscriber,
         "webhook": _webhook,
         "audit": _audit,
+        "login": _login,
+        "drain": _drain,
+        "probe": _probe,
     }[command]
     return handler(args, svc)
 
@@ -650,4 +676,52 @@ def _webhook(args: argparse.Namespace, svc: StatusService) -> int:
 def _audit(args: argparse.Namespace, svc: StatusService) -> int:
     for e in reversed(svc.audit.entries(args.limit)):
         print(f"{to_db(e.at)}  {e.actor:<20} {e.action:<22} {e.target}  {e.detail}")
+    return EXIT_OK
+
+
+def _login(args: argparse.Namespace, svc: StatusService) -> int:
+    if args.status_action == "release":
+        if not svc.logins.release(args.key):
+            raise NotFound(f"no login lock {args.key!r}")
+        svc.audit.record(_actor(), "login.release", args.key)
+        print(f"released {args.key}")
+        return EXIT_OK
+    now = svc.clock()
+    for e in svc.logins.entries():
+        locked = (
+            f"locked until {to_db(e.locked_until)}"
+            if e.locked_until and e.locked_until > now
+            else "not locked"
+        )
+        print(f"{e.key:<40} {e.failures:>4} failures  last {to_db(e.last_failure_at)}  {locked}")
+    return EXIT_OK
+
+
+def _drain(args: argparse.Namespace, svc: StatusService) -> int:
+    for p in svc.drains.pending():
+        print(
+            f"{p.node_url}  {'on' if p.drain else 'off':<3}  maintenance {p.maintenance_id}"
+            f"  since {to_db(p.requested_at)}  attempts {p.attempts}"
+            f"  next {to_db(p.next_attempt_at)}  {p.last_error}"
+        )
+    return EXIT_OK
+
+
+def _probe(args: argparse.Namespace, svc: StatusService) -> int:
+    if args.status_action == "list":
+        for p in svc.probes.overview():
+            last = "never ran"
+            if p.last is not None:
+                outcome = "ok" if p.last.ok else "failed"
+                latency = f" {p.last.latency_ms} ms" if p.last.latency_ms is not None else ""
+                last = f"{outcome}{latency} at {to_db(p.last.at)}"
+            print(f"{p.name:<32} {p.state.status.value:<22} last {last}")
+        return EXIT_OK
+    for h in svc.probes.history(args.probe, args.limit):
+        latency = f"{h.latency_ms} ms" if h.latency_ms is not None else "-"
+        muted = " (muted)" if h.muted else ""
+        print(
+            f"{to_db(h.at)}  {h.probe:<32} {'ok' if h.ok else 'failed'}{muted:<8} {latency:>9}"
+            f"  {h.detail}"
+        )
     return EXIT_OK

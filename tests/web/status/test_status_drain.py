@@ -178,3 +178,22 @@ async def test_windows_without_drain_call_no_node(tmp_path, settings, clock):
         assert drain.calls == [] and svc.drains.pending() == []
     finally:
         svc.close()
+
+
+async def test_dashboard_lists_unacknowledged_drains(service, client, clock, drain):
+    from mailwarden.web.status.model import Role
+
+    service.settings = replace(service.settings, nodes=(NODE,))
+    drain.acknowledge = False
+    window = schedule(service, clock)
+    clock.set(window.planned_start)
+    await service.tick()
+    service.users.add("ed", "editor-password", Role.EDITOR)
+    await client.post("/admin/login", data={"username": "ed", "password": "editor-password"})
+    page = (await client.get("/admin")).text
+    assert "Drain requests waiting for a node" in page
+    assert f"<code>{NODE.url}</code>" in page and "not acknowledged" in page
+    drain.acknowledge = True
+    clock.advance(seconds=30)
+    await service.tick()
+    assert "Drain requests waiting" not in (await client.get("/admin")).text

@@ -1,17 +1,24 @@
-"""Admin pages: login, incidents, maintenance, components, and (admins only)
-users, subscribers, webhooks and the audit log.
+"""Admin pages: login, incidents, incident templates, maintenance, components,
+probe history, and (admins only) users, subscribers, webhooks, login locks and
+the audit log.
 
-Roles: an **editor** runs incidents, maintenance and component statuses; an
-**admin** can also manage users, subscribers and webhooks and read the audit
-log.  Sessions are cookies scoped to ``/admin`` (HttpOnly, SameSite=Strict);
-every POST carries the session's CSRF token as well.  All changes go through
-the audited operations of ``StatusService``.
+Roles: an **editor** runs incidents, templates, maintenance and component
+statuses and reads the probe history; an **admin** can also manage users,
+subscribers and webhooks, release login locks and read the audit log.
+Sessions are cookies scoped to ``/admin`` (HttpOnly, SameSite=Strict); every
+POST carries the session's CSRF token as well.  All changes go through the
+audited operations of ``StatusService``.
+
+Logins are throttled per address and per user name (``throttle``): a locked
+attempt is answered 429 with ``Retry-After`` and a sentence saying which
+limit was hit and when to try again, before any password is checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -19,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from mailwarden.web.status.incidents import Template
 from mailwarden.web.status.model import (
     ComponentStatus,
     Impact,
@@ -31,7 +39,10 @@ from mailwarden.web.status.model import (
     parse_time,
 )
 from mailwarden.web.status.public import _run, _service, not_found, render
+from mailwarden.web.status.throttle import client_address
 from mailwarden.web.status.users import Session
+
+log = logging.getLogger(__name__)
 
 COOKIE = "mw_status_session"
 
@@ -118,20 +129,56 @@ def guarded(handler: Any) -> Any:
 # -- login ------------------------------------------------------------------------
 
 
+def _address(request: Request) -> str:
+    svc = _service(request)
+    peer = request.client.host if request.client else ""
+    return client_address(
+        peer, request.headers.get("x-forwarded-for", ""), svc.settings.trusted_proxies
+    )
+
+
 async def login(request: Request) -> Response:
-    """Login form and check."""
+    """Login form and check (throttled per address and per user name)."""
     svc = _service(request)
     if request.method == "GET":
         return render(request, "admin/login.html", error=None)
     form = await request.form()
-    username = str(form.get("username", ""))
+    username = str(form.get("username", ""))[:200]
     password = str(form.get("password", ""))
+    address = _address(request)
+    lock = await _run(svc.logins.check, address, username)
+    if lock is not None:
+        now = svc.clock()
+        locked = render(request, "admin/login.html", 429, error=lock.explain(now))
+        locked.headers["Retry-After"] = str(lock.retry_after(now))
+        return locked
     user = await asyncio.to_thread(svc.users.verify, username, password)
     if user is None:
-        svc.audit.record(f"web:{username[:40]}", "login.failed")
-        return render(request, "admin/login.html", 401, error="Wrong username or password.")
+        await _run(svc.audit.record, f"web:{username[:40]}", "login.failed", address)
+        locks = await _run(svc.logins.failed, address, username)
+        now = svc.clock()
+        for started in locks:
+            log.warning("status admin login locked: %s %s", started.scope.value, started.subject)
+            await _run(
+                svc.audit.record,
+                f"web:{username[:40]}",
+                "login.locked",
+                f"{started.scope.value} {started.subject}",
+                f"{started.failures} failures; locked until {started.until.isoformat()}",
+            )
+        error = "Wrong username or password."
+        refused = render(
+            request,
+            "admin/login.html",
+            429 if locks else 401,
+            error=f"{error} {max(locks, key=lambda lk: lk.until).explain(now)}" if locks else error,
+        )
+        if locks:
+            refused.headers["Retry-After"] = str(max(lk.retry_after(now) for lk in locks))
+        return refused
+    await _run(svc.logins.succeeded, address, user.username)
     token, _ = await _run(svc.users.start_session, user, svc.settings.session_ttl)
-    await _run(svc.audit.record, f"web:{user.username}", "login")
+    await _run(svc.audit.record, f"web:{user.username}", "login", address)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(
         COOKIE,
@@ -175,6 +222,7 @@ async def dashboard(request: Request) -> Response:
         recent=await _run(svc.incidents.search, limit=10),
         upcoming=await _run(svc.maintenances.upcoming),
         active=await _run(svc.maintenances.active),
+        pending_drains=await _run(svc.drains.pending),
     )
 
 
@@ -367,7 +415,119 @@ async def move_maintenance(request: Request) -> Response:
     return RedirectResponse("/admin", status_code=303)
 
 
+# -- incident templates and probe history -------------------------------------------------
+
+
+@guarded
+async def templates_page(request: Request) -> Response:
+    """Every incident template, and the form for a new one."""
+    session = await _require(request)
+    svc = _service(request)
+    return _page(
+        request,
+        session,
+        "admin/templates.html",
+        templates=await _run(svc.incidents.templates),
+        chosen=None,
+        impacts=list(Impact),
+        incident_statuses=[s for s in IncidentStatus if s is not IncidentStatus.RESOLVED],
+    )
+
+
+@guarded
+async def template_page(request: Request) -> Response:
+    """The form to edit one template."""
+    session = await _require(request)
+    svc = _service(request)
+    chosen = await _run(svc.incidents.template, request.path_params["name"])
+    return _page(
+        request,
+        session,
+        "admin/templates.html",
+        templates=await _run(svc.incidents.templates),
+        chosen=chosen,
+        impacts=list(Impact),
+        incident_statuses=[s for s in IncidentStatus if s is not IncidentStatus.RESOLVED],
+    )
+
+
+@guarded
+async def save_template(request: Request) -> Response:
+    """Create or replace a template."""
+    session = await _require(request)
+    form = await _form(request, session)
+    template = Template(
+        name=str(form.get("name", "")).strip(),
+        title=str(form.get("title", "")).strip(),
+        body=str(form.get("body", "")),
+        impact=Impact(str(form.get("impact", "minor"))),
+        status=IncidentStatus(str(form.get("status", "investigating"))),
+    )
+    if template.status is IncidentStatus.RESOLVED:
+        raise StatusError("a template opens an incident; it cannot start resolved")
+    await _run(_service(request).save_template, _actor(session), template)
+    return RedirectResponse("/admin/templates", status_code=303)
+
+
+@guarded
+async def delete_template(request: Request) -> Response:
+    """Delete a template."""
+    session = await _require(request)
+    await _form(request, session)
+    name = request.path_params["name"]
+    await _run(_service(request).delete_template, _actor(session), name)
+    return RedirectResponse("/admin/templates", status_code=303)
+
+
+@guarded
+async def probes_page(request: Request) -> Response:
+    """Each probe's state and its recent results (``?probe=NAME`` for one)."""
+    session = await _require(request)
+    svc = _service(request)
+    chosen = request.query_params.get("probe") or None
+    try:
+        limit = min(max(int(request.query_params.get("limit", "100")), 1), 1000)
+    except ValueError:
+        limit = 100
+    return _page(
+        request,
+        session,
+        "admin/probes.html",
+        overview=await _run(svc.probes.overview),
+        history=await _run(svc.probes.history, chosen, limit),
+        chosen=chosen,
+        limit=limit,
+    )
+
+
 # -- admins only --------------------------------------------------------------------------
+
+
+@guarded
+async def logins_page(request: Request) -> Response:
+    """Login throttling: the rules and the addresses and names now counted or locked."""
+    session = await _require(request, Role.ADMIN)
+    svc = _service(request)
+    return _page(
+        request,
+        session,
+        "admin/logins.html",
+        entries=await _run(svc.logins.entries),
+        rules=svc.logins.settings,
+    )
+
+
+@guarded
+async def release_login(request: Request) -> Response:
+    """Release a locked address or user name."""
+    session = await _require(request, Role.ADMIN)
+    form = await _form(request, session)
+    svc = _service(request)
+    key = str(form.get("key", ""))
+    if not await _run(svc.logins.release, key):
+        raise NotFound(f"no login lock {key!r}")
+    await _run(svc.audit.record, _actor(session), "login.release", key)
+    return RedirectResponse("/admin/logins", status_code=303)
 
 
 @guarded
@@ -451,6 +611,13 @@ routes = [
     Route("/admin/maintenance/new", new_maintenance),
     Route("/admin/maintenance", create_maintenance, methods=["POST"]),
     Route("/admin/maintenance/{maintenance_id:int}/move", move_maintenance, methods=["POST"]),
+    Route("/admin/templates", templates_page),
+    Route("/admin/templates", save_template, methods=["POST"]),
+    Route("/admin/templates/{name}", template_page),
+    Route("/admin/templates/{name}/delete", delete_template, methods=["POST"]),
+    Route("/admin/probes", probes_page),
+    Route("/admin/logins", logins_page),
+    Route("/admin/logins", release_login, methods=["POST"]),
     Route("/admin/audit", audit_log),
     Route("/admin/people", people),
     Route("/admin/people", people_action, methods=["POST"]),

@@ -16,6 +16,7 @@ Listeners (the notifier) hear about each update with ``notify`` set.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -34,6 +35,8 @@ from mailwarden.web.status.model import (
     opt_from_db,
     to_db,
 )
+
+_TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,13 +413,33 @@ class Incidents:
         raise NotFound(f"no incident template {name!r}")
 
     def save_template(self, tpl: Template) -> None:
-        """Create or replace a template."""
+        """Create or replace a template.
+
+        Raises:
+            StatusError: the name is not a slug (``a-z``, digits, ``-``), or the
+                title or body is empty.
+        """
+        if not _TEMPLATE_NAME.fullmatch(tpl.name):
+            raise StatusError("a template name is lower-case letters, digits and dashes")
+        if not tpl.title.strip() or not tpl.body.strip():
+            raise StatusError("a template needs a title and a message")
         self._db.execute(
             "INSERT INTO incident_templates (name, title, body, impact, status)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET title = excluded.title,"
             " body = excluded.body, impact = excluded.impact, status = excluded.status",
             (tpl.name, tpl.title, tpl.body, tpl.impact.value, tpl.status.value),
         )
+
+    def delete_template(self, name: str) -> None:
+        """Delete a template.
+
+        Raises:
+            NotFound: no template by that name.
+        """
+        with self._db.transaction() as conn:
+            gone = conn.execute("DELETE FROM incident_templates WHERE name = ?", (name,))
+            if gone.rowcount == 0:
+                raise NotFound(f"no incident template {name!r}")
 
     # -- reading ---------------------------------------------------------------
 

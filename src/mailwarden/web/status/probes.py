@@ -504,6 +504,21 @@ class HistoryEntry:
     muted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeOverview:
+    """One probe as the admin page lists it."""
+
+    name: str
+    components: tuple[str, ...]
+    """Component keys it speaks for (empty for a probe no longer configured)."""
+    slow_ms: int | None
+    state: ProbeState
+    updated_at: datetime | None
+    """When its state last moved (None if it never has)."""
+    last: HistoryEntry | None
+    """Its newest result."""
+
+
 class ProbeMonitor:
     """Runs probes, keeps their history and sets components' probe status.
 
@@ -642,6 +657,33 @@ class ProbeMonitor:
             )
             for r in rows
         ]
+
+    def overview(self) -> list[ProbeOverview]:
+        """Every probe configured or on record, configured ones first."""
+        rows = {r["probe"]: r for r in self._db.all("SELECT * FROM probe_state")}
+        names = [p.name for p, _ in self._probes]
+        names += sorted(
+            {r[0] for r in self._db.all("SELECT DISTINCT probe FROM probe_results")}.union(
+                rows
+            ).difference(names)
+        )
+        configured = {p.name: p for p, _ in self._probes}
+        out = []
+        for name in names:
+            probe = configured.get(name)
+            row = rows.get(name)
+            last = self.history(name, 1)
+            out.append(
+                ProbeOverview(
+                    name,
+                    probe.components if probe else (),
+                    probe.slow_ms if probe else None,
+                    self.state(name),
+                    from_db(row["updated_at"]) if row else None,
+                    last[0] if last else None,
+                )
+            )
+        return out
 
     def prune(self, older_than: timedelta = timedelta(days=90)) -> int:
         """Delete history older than ``older_than``; return how many rows went."""

@@ -25,7 +25,7 @@ from mailwarden.web.status.api import PageInfo
 from mailwarden.web.status.components import Component, Components
 from mailwarden.web.status.db import StatusDB
 from mailwarden.web.status.drain import DrainCall, DrainClient, DrainQueue, HttpDrainClient
-from mailwarden.web.status.incidents import Incident, Incidents
+from mailwarden.web.status.incidents import Incident, Incidents, Template
 from mailwarden.web.status.maintenance import (
     Maintenance,
     MaintenanceEvent,
@@ -42,6 +42,7 @@ from mailwarden.web.status.model import (
 from mailwarden.web.status.notify import DeliveryReport, MailSender, Notifier, WebhookPoster
 from mailwarden.web.status.probes import Hysteresis, Probe, ProbeMonitor, probes_for
 from mailwarden.web.status.settings import StatusSettings
+from mailwarden.web.status.throttle import LoginThrottle
 from mailwarden.web.status.users import Audit, Users
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class StatusService:
     audit: Audit
     drain: DrainClient
     drains: DrainQueue
+    logins: LoginThrottle
 
     @classmethod
     def open(
@@ -137,6 +139,7 @@ class StatusService:
             audit=Audit(db, clock),
             drain=drain or HttpDrainClient(),
             drains=drains,
+            logins=LoginThrottle(db, clock, settings.login),
         )
         return service
 
@@ -264,6 +267,23 @@ class StatusService:
         )
         self.audit.record(actor, "incident.report", f"incident {incident_id}")
         return incident
+
+    def save_template(self, actor: str, template: Template) -> Template:
+        """Create or replace an incident template (see ``Incidents.save_template``)."""
+        existed = any(t.name == template.name for t in self.incidents.templates())
+        self.incidents.save_template(template)
+        self.audit.record(
+            actor,
+            "template.update" if existed else "template.add",
+            f"template {template.name}",
+            template.title,
+        )
+        return self.incidents.template(template.name)
+
+    def delete_template(self, actor: str, name: str) -> None:
+        """Delete an incident template."""
+        self.incidents.delete_template(name)
+        self.audit.record(actor, "template.delete", f"template {name}")
 
     def schedule_maintenance(
         self,

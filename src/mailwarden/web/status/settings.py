@@ -13,7 +13,15 @@ Example::
     page_name = "Example Mail Status"
     min_notice = "7d"
     reminders = ["24h", "60m"]
-    nodes = [{ url = "http://127.0.0.1:8080", token = "..." }]
+    nodes = [{ url = "http://127.0.0.1:8080", token = "...", cluster = "cluster-a" }]
+    trusted_proxies = ["127.0.0.1"]   # believe X-Forwarded-For from these
+
+    [status.login]          # admin login throttling
+    address_failures = 5
+    user_failures = 10
+    window = "15m"
+    lockout = "1m"
+    lockout_max = "15m"
 
     [status.relay]          # notification mail; NOT the cluster being reported on
     host = "relay.example.org"
@@ -27,13 +35,15 @@ Example::
     imap_port = 1143
     pop3_port = 1110
     submission_port = 2587
-    webmail_url = "http://127.0.0.1:8080/login"
+    webmail_url = "http://127.0.0.1:8080/login"   # "" for no webmail probe
+    ca_file = ""             # PEM CA for a private/self-signed certificate
     account = "probe@example.net"
     password = "..."
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -104,6 +114,24 @@ class ProbeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginSettings:
+    """Throttling of admin logins (see the ``throttle`` module)."""
+
+    address_failures: int = 5
+    """Failed logins from one address (IPv6: one /64) before it is locked out."""
+    user_failures: int = 10
+    """Failed logins for one user name, from unfamiliar addresses, before it is locked."""
+    window: timedelta = timedelta(minutes=15)
+    """Failures further apart than this start the count afresh."""
+    lockout: timedelta = timedelta(minutes=1)
+    """First lockout; each further failure doubles it."""
+    lockout_max: timedelta = timedelta(minutes=15)
+    """Longest lockout."""
+    known_for: timedelta = timedelta(days=30)
+    """How long an address an operator logged in from stays exempt from the user lock."""
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSettings:
     """Everything the status service needs."""
 
@@ -121,6 +149,9 @@ class StatusSettings:
     session_ttl: timedelta = timedelta(hours=12)
     secure_cookies: bool = False
     """Mark admin cookies Secure (set when served over HTTPS)."""
+    login: LoginSettings = field(default_factory=LoginSettings)
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (addresses or networks) whose X-Forwarded-For is believed."""
     webhook_max_attempts: int = 8
     retry_base: timedelta = timedelta(minutes=1)
     """First retry delay of mail and webhooks; doubled on every failure."""
@@ -148,13 +179,17 @@ class StatusSettings:
             if not isinstance(table, dict):
                 problems.append(f"{where}: expected a table")
                 return None
-            known = {f for f in kind.__dataclass_fields__}
+            fields = kind.__dataclass_fields__
             args: dict[str, Any] = {}
             for key, value in table.items():
-                if key not in known:
+                if key not in fields:
                     problems.append(f"{where}.{key}: unknown setting")
-                elif key == "interval":
+                elif fields[key].type in ("timedelta", timedelta):
                     args[key] = length(f"{where}.{key}", value)
+                elif fields[key].type in ("int", int) and (
+                    not isinstance(value, int) or isinstance(value, bool) or value < 1
+                ):
+                    problems.append(f"{where}.{key}: expected a positive integer")
                 else:
                     args[key] = value
             try:
@@ -179,6 +214,15 @@ class StatusSettings:
                 args[key] = tuple(build(NodeSettings, v, "status.nodes") for v in value)
             elif key == "probes":
                 args[key] = tuple(build(ProbeSettings, v, "status.probes") for v in value)
+            elif key == "login":
+                args[key] = build(LoginSettings, value, "status.login")
+            elif key == "trusted_proxies":
+                args[key] = tuple(str(v) for v in value)
+                for text in args[key]:
+                    try:
+                        ipaddress.ip_network(text, strict=False)
+                    except ValueError:
+                        problems.append(f"status.trusted_proxies: {text!r} is not an address")
             elif key in ("secure_cookies",):
                 args[key] = bool(value)
             elif key == "webhook_max_attempts":
