@@ -27,6 +27,8 @@ from mail_node import (
     running_node,
 )
 
+from mailwarden.admin import ops
+from mailwarden.auth.passwords import PasswordHasher
 from mailwarden.web.status.model import ComponentStatus as S
 from mailwarden.web.status.model import MaintenanceStatus as M
 from mailwarden.web.status.service import StatusService
@@ -91,7 +93,9 @@ async def test_login_probes_against_a_real_node(tmp_path, settings, clock):
             web = await WebmailLoginProbe(wrong).run()
             assert not imap.ok and "AUTHENTICATIONFAILED" in imap.detail
             assert not pop.ok and "-ERR" in pop.detail
-            assert not web.ok and web.detail == "ProbeFailed: login answered HTTP 401"
+            assert not web.ok and web.detail == "LoginRefused: login answered HTTP 401"
+            # Each says the service answered and refused: a matter for Authentication.
+            assert imap.login_refused and pop.login_refused and web.login_refused
             # TLS is verified: without the node's certificate the STARTTLS probes fail.
             untrusted = await Pop3LoginProbe(replace(probe, ca_file="")).run()
             assert not untrusted.ok and "CERTIFICATE_VERIFY_FAILED" in untrusted.detail
@@ -162,6 +166,44 @@ async def test_components_follow_a_real_outage_with_hysteresis(tmp_path, setting
                 " ON c.id = si.component_id WHERE c.key = 'cluster-a-pop3' ORDER BY si.id"
             )
             assert [r["status"] for r in rows] == ["operational", "major_outage", "operational"]
+        finally:
+            svc.close()
+
+
+async def test_refused_logins_are_blamed_on_authentication(tmp_path, settings, clock):
+    require_modules("mailwarden.servers.imap", "mailwarden.servers.pop3")
+    async with running_node(tmp_path / "node") as mail:
+        probe = mail.probe_settings(
+            degraded_ms=60_000, roundtrip_degraded_ms=60_000, webmail_url=""
+        )
+        svc = open_status(tmp_path / "status.sqlite3", settings, clock, probes=(probe,))
+        hasher = PasswordHasher(ops.hash_params(mail.config))
+        account = await ops.require_account(mail.node.store, PROBE_ACCOUNT)
+        try:
+            await tick(svc, clock)
+            assert latest(svc)["cluster-a/auth"].ok
+            # The probe account's password changes under the probes' feet: every
+            # door answers, and every door says no.
+            await ops.change_password(mail.node.store, hasher, account, "another-password-1")
+            await tick(svc, clock)
+            await tick(svc, clock)
+            assert shown(svc, "auth") is S.MAJOR_OUTAGE
+            imap = svc.components.get("cluster-a-imap")
+            assert imap.probe_status is S.OPERATIONAL  # not IMAP's own fault ...
+            assert imap.effective_status is S.MAJOR_OUTAGE  # ... but its users are hit
+            assert imap.cause == "Authentication: major outage"
+            entry = latest(svc)["cluster-a/imap-login"]
+            assert not entry.ok and entry.detail.endswith("(counted against cluster-a-auth)")
+            assert "were refused" in latest(svc)["cluster-a/auth"].detail
+
+            account = await ops.require_account(mail.node.store, PROBE_ACCOUNT)
+            await ops.change_password(mail.node.store, hasher, account, PROBE_PASSWORD)
+            await tick(svc, clock)
+            await tick(svc, clock)
+            assert shown(svc, "auth") is S.OPERATIONAL
+            assert {k: shown(svc, k) for k in ("imap", "pop3")} == dict.fromkeys(
+                ("imap", "pop3"), S.OPERATIONAL
+            )
         finally:
             svc.close()
 

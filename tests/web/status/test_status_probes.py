@@ -136,3 +136,92 @@ async def test_real_imap_and_pop3_login_probes():
     down = ProbeSettings(cluster="a", imap_port=imap.port, timeout=2)  # server stopped
     result = await ImapLoginProbe(down).run()
     assert not result.ok
+
+
+class LoginProbe(FakeProbe):
+    def __init__(self, name, component):
+        super().__init__(f"a/{name}", (f"cluster-a-{component}",))
+        self.auth_component = "cluster-a-auth"
+
+
+REFUSED = ProbeResult(False, None, "NO [AUTHENTICATIONFAILED]", login_refused=True)
+DOWN = ProbeResult(False, None, "ConnectionRefusedError")
+OK = ProbeResult(True, 20)
+
+
+async def test_authentication_is_inferred_from_refused_logins(service, clock):
+    imap, pop, web = (LoginProbe("imap-login", "imap"), LoginProbe("pop3-login", "pop3"),
+                      LoginProbe("webmail-login", "webmail"))  # fmt: skip
+    monitor = ProbeMonitor(service.db, clock, service.components,
+                           [(p, RULES) for p in (imap, pop, web)])  # fmt: skip
+
+    async def run(*results):
+        for probe, result in zip((imap, pop, web), results, strict=True):
+            probe.results = [result]
+        return await monitor.run_all()
+
+    def shown(key):
+        return service.components.get(f"cluster-a-{key}")
+
+    states = await run(OK, OK, OK)
+    assert (
+        states["cluster-a/auth"].status is S.OPERATIONAL
+        and monitor.state("cluster-a/auth").fast == 1
+    )
+    # One refusal alone is that service's (the others got in): no verdict on auth.
+    for _ in range(3):
+        await run(REFUSED, OK, OK)
+    assert shown("imap").probe_status is S.MAJOR_OUTAGE
+    assert shown("auth").effective_status is S.OPERATIONAL
+    await run(OK, OK, OK)
+    await run(OK, OK, OK)
+    assert shown("imap").effective_status is S.OPERATIONAL
+    # Unreachable services are their own problem, whatever their number.
+    for _ in range(3):
+        await run(DOWN, DOWN, OK)
+    assert shown("auth").effective_status is S.OPERATIONAL
+    assert shown("pop3").probe_status is S.MAJOR_OUTAGE
+    for _ in range(3):
+        await run(OK, OK, OK)
+    # Two doors refusing: Authentication is down, and everything behind it shows it.
+    await run(REFUSED, REFUSED, DOWN)
+    await run(REFUSED, REFUSED, REFUSED)
+    assert shown("auth").effective_status is S.OPERATIONAL  # hysteresis: 3 in a row
+    await run(REFUSED, REFUSED, REFUSED)
+    assert shown("auth").effective_status is S.MAJOR_OUTAGE
+    for key in ("imap", "pop3", "webmail"):
+        comp = shown(key)
+        assert comp.effective_status is S.MAJOR_OUTAGE
+        assert comp.cause == "Authentication: major outage"
+    assert shown("imap").probe_status is S.OPERATIONAL
+    assert shown("smtp-inbound").effective_status is S.OPERATIONAL  # needs no login
+    (latest, *_) = monitor.history("a/imap-login")
+    assert latest.detail == "NO [AUTHENTICATIONFAILED] (counted against cluster-a-auth)"
+    assert [o.name for o in monitor.overview()][-1] == "cluster-a/auth"
+    # Authentication under maintenance: the derived probe is muted too.
+    start = clock.now + timedelta(days=8)
+    service.schedule_maintenance(
+        "op", "Auth upgrade", start, start + timedelta(hours=1), components=["cluster-a-auth"]
+    )
+    clock.set(start)
+    service.maintenances.tick()
+    await run(OK, OK, OK)
+    assert monitor.history("cluster-a/auth")[0].muted
+    clock.advance(hours=1)
+    service.maintenances.tick()
+    await run(OK, OK, OK)
+    await run(OK, OK, OK)
+    assert shown("auth").effective_status is S.OPERATIONAL
+    assert shown("imap").effective_status is S.OPERATIONAL
+
+
+async def test_history_is_pruned_daily(service, clock):
+    probe = FakeProbe("a/pop3", ("cluster-a-pop3",))
+    monitor = ProbeMonitor(service.db, clock, service.components, [(probe, RULES)],
+                           history=timedelta(days=2))  # fmt: skip
+    for _ in range(4):
+        probe.results = [ProbeResult(True, 5)]
+        assert await monitor.run_due()
+        clock.advance(days=1)
+    # Runs at day 0, 1, 2, 3; the prune at day 3 drops what is older than two days.
+    assert [h.at for h in monitor.history()] == [clock.now - timedelta(days=d) for d in (1, 2, 3)]

@@ -38,7 +38,23 @@ paint it green:
 
 While any component of a probe is under maintenance the probe is muted: the
 result is kept in the history (marked muted) but changes no state.  Every
-result is kept in ``probe_results``; ``prune`` trims old history.
+result is kept in ``probe_results``; ``run_due`` trims history older than
+``history`` once a day.
+
+Authentication is probed by inference.  No client logs in to "the
+authentication service"; it logs in to IMAP, POP3, the webmail or submission,
+and each probe tells a refused login (the service answered and said no, or
+"try again later": IMAP ``NO``, POP3 ``-ERR``, SMTP 535/454, HTTP 401/503)
+apart from a service that could not be reached.  When, in one run, at least
+two login probes of a cluster are refused (or the only one is), the cluster's
+Authentication component gets a failure (a derived probe named
+``{cluster}/auth``), and those refusals are kept in the history but counted
+against Authentication rather than against IMAP or POP3; when every login
+probe gets in, Authentication gets a success.  The usual hysteresis then
+applies, and the dependency rule shows IMAP, POP3, Webmail and submission as
+impacted with the cause "Authentication: major outage" — which is what their
+users experience — while a POP3 listener that is simply down still marks
+POP3 alone.
 """
 
 from __future__ import annotations
@@ -56,7 +72,7 @@ import ssl
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -75,6 +91,8 @@ class ProbeResult:
     ok: bool
     latency_ms: int | None
     detail: str = ""
+    login_refused: bool = False
+    """The service answered but refused the login (credentials, or "try later")."""
 
 
 class Probe(Protocol):
@@ -118,6 +136,8 @@ class _BlockingProbe:
         self.name = name
         self.components = components
         self.slow_ms = slow_ms
+        self.auth_component = f"{settings.cluster}-auth"
+        """The Authentication component a refused login is blamed on."""
         self._settings = settings
         self._timeout = timeout
         self._monotonic = monotonic
@@ -133,6 +153,8 @@ class _BlockingProbe:
                 measured = await asyncio.to_thread(self._check)
         except TimeoutError:
             return ProbeResult(False, None, "timed out")
+        except LoginRefused as exc:
+            return ProbeResult(False, None, _describe(exc), login_refused=True)
         except (OSError, EOFError, imaplib.IMAP4.error, poplib.error_proto) as exc:
             return ProbeResult(False, None, _describe(exc))
         except (smtplib.SMTPException, http.client.HTTPException, ProbeFailed) as exc:
@@ -143,6 +165,34 @@ class _BlockingProbe:
 
 class ProbeFailed(Exception):
     """The service answered, but not as a working service does."""
+
+
+class LoginRefused(ProbeFailed):
+    """The service answered and refused the login: a matter for Authentication."""
+
+
+# RFC 4954 §6: 454 temporary authentication failure, 534/538 mechanism or
+# encryption required, 535 credentials invalid.
+_SMTP_AUTH_REFUSALS = frozenset({454, 534, 535, 538})
+
+
+@contextlib.contextmanager
+def _login_step() -> Iterator[None]:
+    """Turn the protocol's "login refused" answer into ``LoginRefused``.
+
+    Connection trouble (``IMAP4.abort``, socket errors) passes through as is:
+    a service that cannot be reached is that service's problem, not auth's.
+    """
+    try:
+        yield
+    except imaplib.IMAP4.abort:
+        raise
+    except (imaplib.IMAP4.error, poplib.error_proto) as exc:
+        raise LoginRefused(_describe(exc)) from exc
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code in _SMTP_AUTH_REFUSALS:
+            raise LoginRefused(_describe(exc)) from exc
+        raise
 
 
 def _describe(exc: BaseException) -> str:
@@ -167,7 +217,8 @@ def _imap_session(settings: ProbeSettings) -> imaplib.IMAP4:
     try:
         if settings.starttls:
             imap.starttls(_tls_context(settings))
-        imap.login(settings.account, settings.password)
+        with _login_step():
+            imap.login(settings.account, settings.password)
     except BaseException:
         _quietly(imap.shutdown)
         raise
@@ -231,8 +282,9 @@ class Pop3LoginProbe(_BlockingProbe):
         try:
             if s.starttls:
                 pop.stls(_tls_context(s))
-            pop.user(s.account)
-            pop.pass_(s.password)
+            with _login_step():
+                pop.user(s.account)
+                pop.pass_(s.password)
             pop.quit()
         except BaseException:
             _quietly(pop.close)
@@ -350,6 +402,8 @@ class WebmailLoginProbe(_BlockingProbe):
             urllib.parse.urlencode(fields),
             "; ".join(f"{k}={v}" for k, v in jar.items()),
         )
+        if answer.status in (401, 503):  # wrong credentials / the auth door says later
+            raise LoginRefused(f"login answered HTTP {answer.status}")
         if answer.status >= 400:
             raise ProbeFailed(f"login answered HTTP {answer.status}")
         fresh = [k for k, v in _cookies(answer).items() if v and jar.get(k) != v]
@@ -392,7 +446,8 @@ class RoundTripProbe(_BlockingProbe):
         try:
             if s.starttls:
                 smtp.starttls(context=_tls_context(s))
-            smtp.login(s.account, s.password)
+            with _login_step():
+                smtp.login(s.account, s.password)
             smtp.send_message(msg)
             smtp.quit()
         except BaseException:
@@ -504,6 +559,23 @@ class HistoryEntry:
     muted: bool
 
 
+class DerivedAuthProbe:
+    """The Authentication "probe": never run, fed by the login probes' results.
+
+    Its name is ``{cluster}/auth`` for the component ``{cluster}-auth``.
+    """
+
+    slow_ms = 2**31
+
+    def __init__(self, component: str) -> None:
+        self.components: tuple[str, ...] = (component,)
+        self.name = f"{component.removesuffix('-auth')}/auth"
+
+    async def run(self) -> ProbeResult:
+        """Not run on its own (see ``ProbeMonitor.run_all``)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeOverview:
     """One probe as the admin page lists it."""
@@ -528,6 +600,7 @@ class ProbeMonitor:
         components: where verdicts go.
         probes: with the hysteresis rules for each.
         interval: how often ``run_due`` runs the probes.
+        history: how long results are kept.
     """
 
     def __init__(
@@ -537,13 +610,25 @@ class ProbeMonitor:
         components: Components,
         probes: list[tuple[Probe, Hysteresis]],
         interval: timedelta = timedelta(minutes=1),
+        history: timedelta = timedelta(days=90),
     ) -> None:
         self._db = db
         self._clock = clock
         self._components = components
         self._probes = probes
         self._interval = interval
+        self._history = history
         self._last_run: datetime | None = None
+        self._last_prune: datetime | None = None
+        # Derived Authentication probes, one per auth component the login probes name.
+        self._auth: dict[str, tuple[DerivedAuthProbe, Hysteresis]] = {}
+        for probe, rules in probes:
+            key = getattr(probe, "auth_component", None)
+            if isinstance(key, str) and key not in self._auth:
+                self._auth[key] = (DerivedAuthProbe(key), rules)
+
+    def _all_probes(self) -> list[tuple[Probe, Hysteresis]]:
+        return [*self._probes, *self._auth.values()]
 
     def state(self, probe: str) -> ProbeState:
         """Current state of one probe's machine."""
@@ -559,9 +644,23 @@ class ProbeMonitor:
         )
 
     def record(
-        self, probe: Probe, result: ProbeResult, rules: Hysteresis, now: datetime | None = None
+        self,
+        probe: Probe,
+        result: ProbeResult,
+        rules: Hysteresis,
+        now: datetime | None = None,
+        *,
+        blame: str | None = None,
     ) -> ProbeState:
-        """Keep a result and advance the probe's state (unless muted).
+        """Keep a result and advance the probe's state (unless muted or blamed).
+
+        Args:
+            probe: the probe that ran.
+            result: what it found.
+            rules: its hysteresis.
+            now: the time to record (default: the clock).
+            blame: a component this failure is counted against instead (a refused
+                login blamed on Authentication); the probe's own state stays.
 
         Returns:
             The probe's state afterwards.
@@ -570,6 +669,7 @@ class ProbeMonitor:
         maintained = self._components.under_maintenance()
         keys = set(probe.components)
         muted = any(c.id in maintained for c in self._components.all() if c.key in keys)
+        detail = f"{result.detail} (counted against {blame})" if blame else result.detail
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO probe_results (probe, at, ok, latency_ms, detail, muted)"
@@ -579,12 +679,12 @@ class ProbeMonitor:
                     to_db(moment),
                     int(result.ok),
                     result.latency_ms,
-                    result.detail,
+                    detail[:300],
                     int(muted),
                 ),
             )
             before = self.state(probe.name)
-            if muted:
+            if muted or blame:
                 return before
             if not result.ok:
                 verdict = Verdict.FAIL
@@ -616,18 +716,46 @@ class ProbeMonitor:
     def _apply(self, keys: set[str]) -> None:
         """Set each component's probe status to the worst of its probes' states."""
         for key in keys:
-            names = [p.name for p, _ in self._probes if key in p.components]
+            names = [p.name for p, _ in self._all_probes() if key in p.components]
             statuses = [self.state(name).status for name in names]
             self._components.set_probe_status(key, worst(statuses))
 
     async def run_all(self) -> dict[str, ProbeState]:
-        """Run every probe now (concurrently) and record the results."""
+        """Run every probe now (concurrently), record the results, infer Authentication."""
         results = await asyncio.gather(*(probe.run() for probe, _ in self._probes))
         now = self._clock()
-        return {
-            probe.name: self.record(probe, result, rules, now)
-            for (probe, rules), result in zip(self._probes, results, strict=True)
-        }
+        verdicts = self._auth_verdicts(
+            [(probe, result) for (probe, _), result in zip(self._probes, results, strict=True)]
+        )
+        states = {}
+        for (probe, rules), result in zip(self._probes, results, strict=True):
+            auth = getattr(probe, "auth_component", None)
+            blamed = result.login_refused and auth in verdicts and not verdicts[auth].ok
+            states[probe.name] = self.record(
+                probe, result, rules, now, blame=auth if blamed else None
+            )
+        for key, verdict in verdicts.items():
+            derived, rules = self._auth[key]
+            states[derived.name] = self.record(derived, verdict, rules, now)
+        return states
+
+    def _auth_verdicts(self, ran: list[tuple[Probe, ProbeResult]]) -> dict[str, ProbeResult]:
+        """What this run says about each Authentication component (see the module doc)."""
+        tally: dict[str, list[ProbeResult]] = {}
+        for probe, result in ran:
+            key = getattr(probe, "auth_component", None)
+            if isinstance(key, str):
+                tally.setdefault(key, []).append(result)
+        verdicts = {}
+        for key, results in tally.items():
+            refused = sum(r.login_refused for r in results)
+            if refused >= min(2, len(results)):
+                verdicts[key] = ProbeResult(
+                    False, None, f"{refused} of {len(results)} login probes were refused"
+                )
+            elif all(r.ok for r in results):
+                verdicts[key] = ProbeResult(True, None, f"{len(results)} login probes got in")
+        return verdicts
 
     async def run_due(self) -> bool:
         """Run the probes if the interval has passed; return whether they ran."""
@@ -637,6 +765,9 @@ class ProbeMonitor:
         self._last_run = now
         if self._probes:
             await self.run_all()
+        if self._last_prune is None or now - self._last_prune >= timedelta(days=1):
+            self._last_prune = now
+            self.prune(self._history)
         return True
 
     def history(self, probe: str | None = None, limit: int = 100) -> list[HistoryEntry]:
@@ -661,13 +792,13 @@ class ProbeMonitor:
     def overview(self) -> list[ProbeOverview]:
         """Every probe configured or on record, configured ones first."""
         rows = {r["probe"]: r for r in self._db.all("SELECT * FROM probe_state")}
-        names = [p.name for p, _ in self._probes]
+        names = [p.name for p, _ in self._all_probes()]
         names += sorted(
             {r[0] for r in self._db.all("SELECT DISTINCT probe FROM probe_results")}.union(
                 rows
             ).difference(names)
         )
-        configured = {p.name: p for p, _ in self._probes}
+        configured = {p.name: p for p, _ in self._all_probes()}
         out = []
         for name in names:
             probe = configured.get(name)

@@ -122,7 +122,7 @@ class StatusService:
                 for probe in probes_for(ps)
             ]
         interval = min((ps.interval for ps in settings.probes), default=settings.tick_interval)
-        monitor = ProbeMonitor(db, clock, components, probes, interval)
+        monitor = ProbeMonitor(db, clock, components, probes, interval, settings.probe_history)
         service: StatusService
         drains = DrainQueue(db, clock, lambda: service.settings.nodes)
         maintenances.add_listener(drains)

@@ -144,6 +144,8 @@ class StatusSettings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     nodes: tuple[NodeSettings, ...] = ()
     probes: tuple[ProbeSettings, ...] = ()
+    probe_history: timedelta = timedelta(days=90)
+    """How long probe results are kept."""
     tick_interval: timedelta = timedelta(seconds=30)
     """How often the scheduler runs transitions, reminders, probes and deliveries."""
     session_ttl: timedelta = timedelta(hours=12)
@@ -204,7 +206,14 @@ class StatusSettings:
                 args[key] = Path(str(value))
             elif key in ("public_url", "page_name"):
                 args[key] = str(value)
-            elif key in ("min_notice", "tick_interval", "session_ttl", "retry_base", "retry_max"):
+            elif key in (
+                "min_notice",
+                "tick_interval",
+                "session_ttl",
+                "retry_base",
+                "retry_max",
+                "probe_history",
+            ):
                 args[key] = length(key, value)
             elif key == "reminders":
                 args[key] = tuple(length(key, v) for v in value)
