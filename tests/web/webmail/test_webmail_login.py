@@ -191,3 +191,28 @@ async def test_health_routes_still_work(world: World) -> None:
         assert (await client.get("/healthz")).text == "ok\n"
         assert (await client.get("/readyz")).json() == {"ready": True}
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_webmail_deps_for_a_node(world: World, tmp_path) -> None:
+    import types
+
+    from mailwarden.config import Config
+    from mailwarden.web.app import make_app, webmail_deps
+
+    node = types.SimpleNamespace(
+        config=Config(data_dir=str(tmp_path / "var")),
+        store=world.store,
+        auth=world.auth,
+        draining=False,
+    )
+    deps = webmail_deps(node)  # type: ignore[arg-type]
+    assert deps.sessions.idle == 12 * 3600  # type: ignore[attr-defined]
+    assert deps.secure_cookies is False
+    app = make_app(node)  # type: ignore[arg-type]
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        assert (await client.get("/login")).status_code == 200
+        assert (await client.get("/healthz")).status_code == 200
+    deps.prefs.close()  # type: ignore[attr-defined]

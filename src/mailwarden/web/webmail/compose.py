@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
-from gettext import gettext as _
 
 from mailwarden.mail.address import Address, AddressError
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.reading import AddressView, MessageView
 from mailwarden.web.webmail.sessions import new_token
 

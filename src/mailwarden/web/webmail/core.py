@@ -29,7 +29,6 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from gettext import gettext as _
 from importlib import resources
 from typing import Any
 
@@ -50,6 +49,7 @@ from mailwarden.store.base import (
     SpecialUse,
     Store,
 )
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.prefs import Prefs, PrefsStore
 from mailwarden.web.webmail.send import Submitter
 from mailwarden.web.webmail.sessions import Session, SessionStore

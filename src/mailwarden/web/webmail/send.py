@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from gettext import gettext as _
 from typing import Protocol
 
 from mailwarden.delivery.inbound import Delivery, RecipientDecision
@@ -34,6 +33,7 @@ from mailwarden.mail.address import Address, AddressError
 from mailwarden.proto.smtp.commands import MailParams
 from mailwarden.proto.smtp.events import Envelope, Recipient
 from mailwarden.store.base import Account, Store, StoreError
+from mailwarden.web.webmail.i18n import _
 
 __all__ = ["DeliverySubmitter", "SendRefused", "Submitter"]
 

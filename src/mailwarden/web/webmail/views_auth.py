@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from gettext import gettext as _
 from typing import Any
 
 from starlette.requests import Request
@@ -42,6 +41,7 @@ from mailwarden.web.webmail.core import (
     require_login,
     safe_next,
 )
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.sessions import new_token
 
 __all__ = ["routes"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from gettext import gettext as _
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -47,6 +46,7 @@ from mailwarden.web.webmail.core import (
     render,
     require_login,
 )
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.reading import (
     MessageView,
     attachment_name,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gettext import gettext as _
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +20,7 @@ from mailwarden.web.webmail.core import (
     render,
     require_login,
 )
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.search import Criteria, Hit, parse_day, search
 
 __all__ = ["routes"]

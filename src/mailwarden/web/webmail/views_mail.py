@@ -27,8 +27,6 @@ import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from gettext import gettext as _
-from gettext import ngettext
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,6 +51,7 @@ from mailwarden.web.webmail.core import (
     require_login,
     safe_next,
 )
+from mailwarden.web.webmail.i18n import _, ngettext
 from mailwarden.web.webmail.prefs import Prefs
 from mailwarden.web.webmail.reading import (
     MessageView,

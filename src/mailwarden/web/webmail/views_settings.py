@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from gettext import gettext as _
 from typing import Any
 
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from mailwarden.web.webmail.core import (
     render,
     require_login,
 )
+from mailwarden.web.webmail.i18n import _
 from mailwarden.web.webmail.prefs import MAX_SIGNATURE, PAGE_SIZES
 from mailwarden.web.webmail.views_compose import identities
 
