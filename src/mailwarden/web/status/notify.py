@@ -11,7 +11,8 @@ events put rows in ``outbox`` (inside the same transaction as the change), and
   mail clients can unsubscribe with one POST; the relay should DKIM-sign both
   headers (RFC 8058 §4).  A permanent refusal of the recipient (5xx) is a hard
   bounce: the address is quarantined and gets nothing more until an admin
-  releases it.
+  releases it.  Bounces that come back later as DSNs are read from a mailbox
+  by ``bounces`` and quarantine the address the same way.
 - **Subscribing** is double opt-in: the first mail only asks to confirm, and
   nothing else is sent to an address until its owner follows the link.  A
   subscriber may choose components; none chosen means all.
@@ -102,7 +103,9 @@ class SmtpRelaySender:
                     smtp.starttls(context=ssl.create_default_context())
                 if relay.username:
                     smtp.login(relay.username, relay.password)
-                smtp.send_message(message, from_addr=relay.sender, to_addrs=[recipient])
+                smtp.send_message(
+                    message, from_addr=relay.return_path or relay.sender, to_addrs=[recipient]
+                )
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if codes and all(code >= 500 for code in codes):
@@ -325,6 +328,22 @@ class Notifier:
             "UPDATE subscribers SET quarantined_at = ?, quarantine_reason = ? WHERE id = ?",
             (to_db(self._clock()), reason[:200], subscriber_id),
         )
+
+    def quarantine_address(self, address: str, reason: str) -> Subscriber | None:
+        """Quarantine the subscriber with this address (a late hard bounce).
+
+        Returns:
+            The subscriber, or None when no subscriber has that address (or it is
+            already quarantined).
+        """
+        row = self._db.one(
+            "SELECT id FROM subscribers WHERE lower(email) = ? AND quarantined_at IS NULL",
+            (address.strip().lower(),),
+        )
+        if row is None:
+            return None
+        self.quarantine(row["id"], reason)
+        return self.subscriber(row["id"])
 
     def release(self, subscriber_id: int) -> None:
         """Take an address out of quarantine."""

@@ -247,7 +247,7 @@ class ImapLoginProbe(_BlockingProbe):
         return None
 
 
-class _Pop3(poplib.POP3):
+class Pop3Client(poplib.POP3):
     """``poplib.POP3`` that closes its socket when the greeting is an error.
 
     The standard class leaves the socket open when the server greets with
@@ -278,7 +278,7 @@ class Pop3LoginProbe(_BlockingProbe):
 
     def _check(self) -> int | None:
         s = self._settings
-        pop = _Pop3(s.host, s.pop3_port, timeout=s.timeout)
+        pop = Pop3Client(s.host, s.pop3_port, timeout=s.timeout)
         try:
             if s.starttls:
                 pop.stls(_tls_context(s))

@@ -9,19 +9,23 @@ the log is complete whichever door an operator used.
 ``tick`` is everything the clock drives, in one call: maintenance transitions
 and reminders, drain calls for windows that started or ended (queued durably
 by ``DrainQueue`` in the same transaction as the move, see ``drain``), probes
-when their interval has passed, and the outbox.  The app runs it every
+when their interval has passed, the outbox, and the bounce mailbox (late hard
+bounces, see ``bounces``) when its interval has passed.  The app runs it every
 ``tick_interval``; tests call it with a hand-set clock and nothing sleeps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import poplib
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from argon2 import PasswordHasher
 
 from mailwarden.web.status.api import PageInfo
+from mailwarden.web.status.bounces import BounceFetcher, Pop3BounceFetcher, parse_dsn
 from mailwarden.web.status.components import Component, Components
 from mailwarden.web.status.db import StatusDB
 from mailwarden.web.status.drain import DrainCall, DrainClient, DrainQueue, HttpDrainClient
@@ -57,6 +61,8 @@ class TickReport:
     """Each pending drain request looked at, and what came of it."""
     probes_ran: bool
     delivery: DeliveryReport
+    quarantined: tuple[str, ...] = ()
+    """Subscriber addresses quarantined for late hard bounces."""
 
 
 @dataclass
@@ -76,6 +82,8 @@ class StatusService:
     drain: DrainClient
     drains: DrainQueue
     logins: LoginThrottle
+    bounces: BounceFetcher | None = None
+    _last_bounce_check: datetime | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -89,6 +97,7 @@ class StatusService:
         drain: DrainClient | None = None,
         probes: list[tuple[Probe, Hysteresis]] | None = None,
         hasher: PasswordHasher | None = None,
+        bounces: BounceFetcher | None = None,
     ) -> StatusService:
         """Open (and migrate) the database and wire the parts.
 
@@ -101,6 +110,8 @@ class StatusService:
             drain: drain client (default: HTTP to the nodes' admin API).
             probes: probes with their rules (default: built from ``settings.probes``).
             hasher: argon2 parameters (tests pass cheap ones).
+            bounces: bounce mailbox reader (default: POP3 per ``settings.bounces``,
+                or none when that is not set).
         """
         db = StatusDB(database or settings.database)
         db.migrate()
@@ -140,6 +151,7 @@ class StatusService:
             drain=drain or HttpDrainClient(),
             drains=drains,
             logins=LoginThrottle(db, clock, settings.login),
+            bounces=bounces or (Pop3BounceFetcher(settings.bounces) if settings.bounces else None),
         )
         return service
 
@@ -354,4 +366,43 @@ class StatusService:
                 )
         ran = await self.probes.run_due()
         delivery = await self.notifier.deliver_due(now)
-        return TickReport(tuple(events), tuple(calls), ran, delivery)
+        quarantined = await self._read_bounces(now)
+        return TickReport(tuple(events), tuple(calls), ran, delivery, quarantined)
+
+    async def _read_bounces(self, now: datetime) -> tuple[str, ...]:
+        """Quarantine subscribers that DSNs in the bounce mailbox report as failed."""
+        interval = self.settings.bounces.interval if self.settings.bounces else None
+        if self.bounces is None:
+            return ()
+        last = self._last_bounce_check
+        if last is not None and interval is not None and now - last < interval:
+            return ()
+        self._last_bounce_check = now
+        try:
+            messages = await asyncio.to_thread(self.bounces.fetch)
+        except (OSError, EOFError, poplib.error_proto) as exc:
+            log.warning("bounce mailbox not read: %s", exc)
+            return ()
+        quarantined = []
+        ignored = 0
+        for raw in messages:
+            found = parse_dsn(raw)
+            if found is None:
+                ignored += 1
+                continue
+            for bounce in found:
+                reason = f"bounced {bounce.status} {bounce.diagnostic}".strip()
+                sub = self.notifier.quarantine_address(bounce.address, reason)
+                if sub is not None:
+                    self.audit.record(
+                        "scheduler", "subscriber.quarantine", f"subscriber {sub.id}", reason
+                    )
+                    quarantined.append(sub.email)
+        if messages:
+            log.info(
+                "bounce mailbox: %d messages, %d not DSNs, %d subscribers quarantined",
+                len(messages),
+                ignored,
+                len(quarantined),
+            )
+        return tuple(quarantined)

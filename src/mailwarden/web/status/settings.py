@@ -16,6 +16,12 @@ Example::
     nodes = [{ url = "http://127.0.0.1:8080", token = "...", cluster = "cluster-a" }]
     trusted_proxies = ["127.0.0.1"]   # believe X-Forwarded-For from these
 
+    [status.bounces]        # late bounces (DSNs) of notification mail
+    host = "relay.example.org"
+    port = 110
+    account = "status-bounces@example.net"
+    password = "..."
+
     [status.login]          # admin login throttling
     address_failures = 5
     user_failures = 10
@@ -28,6 +34,7 @@ Example::
     port = 587
     starttls = true
     sender = "status@example.net"
+    return_path = "status-bounces@example.net"
 
     [[status.probes]]
     cluster = "cluster-a"    # component keys are cluster-a-imap, cluster-a-pop3 ...
@@ -65,6 +72,8 @@ class RelaySettings:
     password: str = ""
     sender: str = "status@localhost"
     """From address of notification mail."""
+    return_path: str = ""
+    """Envelope sender (where bounces go, see ``[status.bounces]``); empty: ``sender``."""
     timeout: float = 15.0
 
 
@@ -114,6 +123,23 @@ class ProbeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BounceSettings:
+    """The mailbox that receives bounces of notification mail (``relay.return_path``)."""
+
+    account: str
+    password: str = ""
+    host: str = "127.0.0.1"
+    port: int = 110
+    starttls: bool = True
+    """Use STLS before logging in."""
+    ca_file: str = ""
+    """PEM CA to verify the server with; empty: system CAs."""
+    timeout: float = 30.0
+    interval: timedelta = timedelta(minutes=5)
+    """How often the mailbox is read."""
+
+
+@dataclass(frozen=True, slots=True)
 class LoginSettings:
     """Throttling of admin logins (see the ``throttle`` module)."""
 
@@ -144,6 +170,8 @@ class StatusSettings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     nodes: tuple[NodeSettings, ...] = ()
     probes: tuple[ProbeSettings, ...] = ()
+    bounces: BounceSettings | None = None
+    """Where late bounces (DSNs) of notification mail are read; None: not read."""
     probe_history: timedelta = timedelta(days=90)
     """How long probe results are kept."""
     tick_interval: timedelta = timedelta(seconds=30)
@@ -223,6 +251,8 @@ class StatusSettings:
                 args[key] = tuple(build(NodeSettings, v, "status.nodes") for v in value)
             elif key == "probes":
                 args[key] = tuple(build(ProbeSettings, v, "status.probes") for v in value)
+            elif key == "bounces":
+                args[key] = build(BounceSettings, value, "status.bounces")
             elif key == "login":
                 args[key] = build(LoginSettings, value, "status.login")
             elif key == "trusted_proxies":
