@@ -204,6 +204,9 @@ async def test_auth_outcomes_map_to_response_codes(tmp_path: Path) -> None:
         async def verify(self, username: str, password: str, peer: object) -> object:
             return self.outcome
 
+        def open_session(self, account: object, peer: object, on_revoke: object) -> object:
+            raise AssertionError("no login succeeds here")
+
     auth = FakeAuth()
     async with pop3_node(tmp_path, auth=auth) as node:
         client = await Client.connect(node.port)
@@ -212,6 +215,27 @@ async def test_auth_outcomes_map_to_response_codes(tmp_path: Path) -> None:
         auth.outcome = Rejected("suspended")
         assert await client.login() == b"-ERR [AUTH] Authentication failed\r\n"
         await client.close()
+
+
+async def test_sessions_are_listed_and_revocable(tmp_path: Path) -> None:
+    async with pop3_node(tmp_path) as node:
+        user = "alice@example.test"
+        client = await Client.connect(node.port)
+        await client.line()
+        await client.login()
+        await client.command(b"DELE 1")
+        account = node.accounts[user]
+        [session] = node.auth.sessions.of(account)
+        assert session.service == "pop3"
+        assert node.auth.sessions.revoke(account) == 1
+        assert await client.eof()  # cut at once, without UPDATE
+        await client.close()
+        for _ in range(200):
+            if not node.auth.sessions.of(account):
+                break
+            await asyncio.sleep(0.01)
+        assert node.auth.sessions.of(account) == []
+        assert len(await node.uids(user)) == len(MESSAGES)
 
 
 async def test_idle_timeout(tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ outside world:
   flagged ``\\Seen`` as IMAP users expect.  The store announces the expunge
   on its change hub, so IMAP IDLE sessions see it at once.  A session that
   ends any other way changes nothing.
+* **Sessions** are registered with the auth service once logged in, so
+  ``mailwarden auth sessions`` lists them and ``auth revoke`` ends them (the
+  connection is cut; no UPDATE happens).
 * **TLS.** Port 1110 (110) offers STLS, port 1995 (995) is TLS from the first
   byte.  Logins without TLS are refused unless configured or from loopback.
   Before the STLS handshake the bytes the client already pipelined are
@@ -46,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailwarden.auth.service import Accepted, Peer, Rejected, Service, TryLater
+from mailwarden.auth.stats import Session as AuthSession
 from mailwarden.config import Config, Pop3Config
 from mailwarden.logs import TRACE, conn_context
 from mailwarden.proto.pop3 import (
@@ -199,6 +203,8 @@ class Pop3Handler:
         finally:
             if served.maildrop is not None:
                 self.locks.release(served.maildrop.account)
+            if served.auth_session is not None:
+                served.auth_session.close()
 
 
 class _Served:
@@ -211,6 +217,7 @@ class _Served:
         self.conn = conn
         self.session = session
         self.maildrop: _Maildrop | None = None
+        self.auth_session: AuthSession | None = None
         self._out = bytearray()
 
     async def run(self) -> None:
@@ -286,6 +293,9 @@ class _Served:
             log.warning("cannot open the maildrop of %s", account.address, exc_info=True)
             return AuthRejected(RespCode.SYS_TEMP, "Cannot open the maildrop now")
         conn_context.set({**conn_context.get({}), "account": account.address})
+        # Listed by `auth sessions`; `auth revoke` cuts the connection, and a
+        # session cut short never reaches UPDATE, so nothing is deleted.
+        self.auth_session = self.ctx.auth.open_session(account, peer, on_revoke=self.conn.close)
         return AuthAccepted(entries)
 
     async def _retrieve(
