@@ -104,7 +104,15 @@ async def test_admin_api(node: Node) -> None:
         )
         assert on.json()["drain"] is True and node.drain.read().retry_after == 90
         ready = await client.get("/readyz")
-        assert ready.status_code == 503 and ready.headers["retry-after"]
+        assert ready.status_code == 503 and ready.headers["retry-after"] == "90"
+        login = await client.get("/login")
+        assert login.status_code == 503 and login.headers["retry-after"] == "90"
+        posted = await client.post("/login", data={"username": "a", "password": "b"})
+        assert posted.status_code == 503
+        # A user already logged in is not cut off by the drain.
+        client.cookies.set("mw_session", "existing")
+        assert (await client.get("/login")).status_code != 503
+        client.cookies.clear()
         bad_body = await client.post("/api/admin/drain", headers=auth, json={"drain": "yes"})
         assert bad_body.status_code == 400 and "error" in bad_body.json()
         off = await client.post("/api/admin/drain", headers=auth, json={"drain": False})
@@ -112,6 +120,7 @@ async def test_admin_api(node: Node) -> None:
         node.traffic.count("logins", 3)
         profile = (await client.get("/api/admin/traffic-profile", headers=auth)).json()
         assert sum(profile["series"]["logins"]) == 0.75  # 3 over 4 weeks
+        assert sum(profile["series"]["webmail_requests"]) == 0.75  # the 3 /login requests
         domains = (await client.get("/api/admin/domains", headers=auth)).json()
         assert [d["name"] for d in domains] == ["example.test"]
         users = await client.get("/api/admin/users?domain=example.test", headers=auth)

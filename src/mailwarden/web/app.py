@@ -1,24 +1,25 @@
 """The node's HTTP app on the web port: health, readiness, metrics and the webmail.
 
 Routes are matched in order: ``/healthz``, ``/readyz`` and ``/metrics`` first,
-then room for the admin API under ``/api/admin`` (mounted by
-``ADMIN_API_PREFIX`` when it exists), and the webmail takes everything else
-(``/``, ``/login``, ``/mail/...``).
+then the admin API under ``/api/admin``, and the webmail takes everything else
+(``/``, ``/login``, ``/mail/...``) behind :class:`WebmailGate`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailwarden.delivery import Delivery, SendingLimits
+from mailwarden.web.admin_api import make_admin_api
 from mailwarden.web.webmail import WebmailDeps, make_webmail
+from mailwarden.web.webmail.core import SESSION_COOKIE
 from mailwarden.web.webmail.prefs import SqlitePrefs
 from mailwarden.web.webmail.send import DeliverySubmitter
 from mailwarden.web.webmail.sessions import MemorySessions
@@ -57,16 +58,31 @@ def webmail_deps(node: Node) -> WebmailDeps:
     )
 
 
-def _admin_api(node: Node) -> list[BaseRoute]:
-    """The admin API's routes, when ``mailwarden.web.admin_api`` provides ``make_app``."""
-    try:
-        module = importlib.import_module("mailwarden.web.admin_api")
-    except ModuleNotFoundError as exc:
-        if exc.name == "mailwarden.web.admin_api":
-            return []
-        raise
-    make: Any = getattr(module, "make_app", None)
-    return [Mount(ADMIN_API_PREFIX, app=make(node))] if callable(make) else []
+class WebmailGate:
+    """Counts webmail requests for the traffic profile and drains new sessions.
+
+    While the node drains, a request without a webmail session (the login page,
+    a login attempt) gets ``503`` with ``Retry-After``; users already logged in
+    carry on (issue 7: current sessions finish).
+    """
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.node.traffic.count("webmail_requests")
+            if self.node.draining and SESSION_COOKIE not in Request(scope).cookies:
+                retry = self.node.drain.state().retry_after
+                response = PlainTextResponse(
+                    "Webmail is down for maintenance; please try again shortly.\n",
+                    status_code=503,
+                    headers={"Retry-After": str(retry)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def make_app(node: Node, deps: WebmailDeps | None = None) -> Starlette:
@@ -80,7 +96,7 @@ def make_app(node: Node, deps: WebmailDeps | None = None) -> Starlette:
             return JSONResponse(
                 {"ready": False, "reason": "draining"},
                 status_code=503,
-                headers={"Retry-After": "60"},
+                headers={"Retry-After": str(node.drain.state().retry_after)},
             )
         try:
             await node.store.list_domains()
@@ -97,7 +113,7 @@ def make_app(node: Node, deps: WebmailDeps | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            *_admin_api(node),
-            Mount("", app=webmail),
+            Mount(ADMIN_API_PREFIX, app=make_admin_api(node)),
+            Mount("", app=WebmailGate(webmail, node)),
         ]
     )
