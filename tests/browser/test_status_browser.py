@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 
 from mailwarden.web.status.app import create_app
 from mailwarden.web.status.model import ComponentStatus, Impact, Role
+from mailwarden.web.status.probes import Hysteresis, ProbeResult
 from mailwarden.web.status.service import StatusService
 from mailwarden.web.status.settings import StatusSettings
 
@@ -28,6 +29,12 @@ uvicorn = pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
 
 NOW = datetime(2024, 5, 6, 13, 0, tzinfo=UTC)
+
+
+class ImapProbe:
+    name = "cluster-a/imap-login"
+    components = ("cluster-a-imap",)
+    slow_ms = 2000
 
 
 @pytest.fixture
@@ -47,6 +54,8 @@ def server(tmp_path) -> Iterator[str]:
         components={"cluster-a-webmail": ComponentStatus.DEGRADED_PERFORMANCE},
         started_at=NOW - timedelta(hours=3, minutes=46),
     )  # fmt: skip
+    for result in (ProbeResult(True, 38), ProbeResult(False, None, "ConnectionRefusedError")):
+        service.probes.record(ImapProbe(), result, Hysteresis())
     start = NOW + timedelta(days=8)
     service.schedule_maintenance(
         "test", "Quarterly maintenance", start, start + timedelta(hours=2),
@@ -116,5 +125,22 @@ def test_public_page_and_admin_flow(server):
             page.screenshot(path=str(ARTIFACTS / "incident.png"), full_page=True)
             page.goto(server + "/")
             assert "All Systems Operational" not in page.inner_text(".banner")  # auth degraded
+
+            # The editor rewords a template, and it is offered for the next incident.
+            page.goto(server + "/admin/templates")
+            page.click("a[href='/admin/templates/webmail-slow']")
+            page.fill("input[name=title]", "Webmail is slow")
+            page.click("text=Save template")
+            page.wait_for_url(server + "/admin/templates")
+            assert "Webmail is slow" in page.inner_text("table")
+            page.screenshot(path=str(ARTIFACTS / "admin-templates.png"), full_page=True)
+            page.goto(server + "/admin/incidents/new?template=webmail-slow")
+            assert page.input_value("input[name=title]") == "Webmail is slow"
+
+            # The probe history shows each result with its latency.
+            page.goto(server + "/admin/probes")
+            body = page.inner_text("body")
+            assert "38 ms" in body and "ConnectionRefusedError" in body
+            page.screenshot(path=str(ARTIFACTS / "admin-probes.png"), full_page=True)
         finally:
             browser.close()
