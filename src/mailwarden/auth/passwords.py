@@ -123,6 +123,12 @@ class VerifyPool:
         """Jobs waiting for a worker."""
         return len(self._line)
 
+    def would_admit(self, *, reserve: int = 0, priority: float = 0.0) -> bool:
+        """Whether :meth:`run` would take a job now (to refuse before costly preparation)."""
+        if self.in_flight < self.capacity - reserve:
+            return True
+        return bool(self._line) and max(self._line).priority > priority
+
     async def run(self, fn: Callable[[], T], *, reserve: int = 0, priority: float = 0.0) -> T:
         """Run ``fn`` on a worker thread, waiting in line if every worker is busy.
 

@@ -554,6 +554,15 @@ class AuthService:
                 )
                 return await self._shed(later, service, now, "source", host_net), attempt.lane
 
+            # Saturated: answer now, before the account lookup costs a database read.
+            priority = pressure(attempt.counts, self.policy)
+            reserve = min(self.policy.known_reserve, self.pool.capacity // 4)
+            if not self.pool.would_admit(reserve=reserve, priority=priority):
+                later = TryLater(
+                    self.policy.shed_retry_after, "verification capacity saturated", delay
+                )
+                return await self._shed(later, service, now, "pool", host_net), attempt.lane
+
         # 4. the account
         try:
             account = await self._store.find_account(username)
