@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from mailwarden.admin.drain import DrainSwitch
+from mailwarden.admin.traffic import TrafficRecorder
 from mailwarden.auth.passwords import HashParams, PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.delivery import Delivery, SendingLimits
@@ -129,7 +131,13 @@ async def main() -> None:
             prefs=prefs,
             submitter=DeliverySubmitter(store, Delivery(store, "bench"), SendingLimits(10, 10)),
         )
-        node = types.SimpleNamespace(store=store, auth=auth, draining=False)
+        node = types.SimpleNamespace(
+            store=store,
+            auth=auth,
+            draining=False,
+            drain=DrainSwitch(tmp),
+            traffic=TrafficRecorder(tmp),
+        )
         app = Timing(make_app(node, deps))  # type: ignore[arg-type]
         transport = httpx.ASGITransport(app=app)
         clients = [

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from mailwarden.admin.drain import DrainSwitch
+from mailwarden.admin.traffic import TrafficRecorder
 from mailwarden.auth.passwords import HashParams, PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.delivery import Delivery, SendingLimits
@@ -114,7 +116,13 @@ class Server:
             ),
             hostname="mail.example.test",
         )
-        node = types.SimpleNamespace(store=store, auth=auth, draining=False)
+        node = types.SimpleNamespace(
+            store=store,
+            auth=auth,
+            draining=False,
+            drain=DrainSwitch(self.tmp),
+            traffic=TrafficRecorder(self.tmp),
+        )
         config = uvicorn.Config(
             make_app(node, deps),  # type: ignore[arg-type]
             host="127.0.0.1",

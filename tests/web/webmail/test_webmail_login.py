@@ -196,6 +196,8 @@ async def test_health_routes_still_work(world: World) -> None:
 async def test_webmail_deps_for_a_node(world: World, tmp_path) -> None:
     import types
 
+    from mailwarden.admin.drain import DrainSwitch
+    from mailwarden.admin.traffic import TrafficRecorder
     from mailwarden.config import Config
     from mailwarden.web.app import make_app, webmail_deps
 
@@ -204,6 +206,8 @@ async def test_webmail_deps_for_a_node(world: World, tmp_path) -> None:
         store=world.store,
         auth=world.auth,
         draining=False,
+        drain=DrainSwitch(tmp_path),
+        traffic=TrafficRecorder(tmp_path),
     )
     deps = webmail_deps(node)  # type: ignore[arg-type]
     assert deps.sessions.idle == 12 * 3600  # type: ignore[attr-defined]

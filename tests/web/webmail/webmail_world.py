@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from mailwarden.admin.drain import DrainSwitch
+from mailwarden.admin.traffic import TrafficRecorder
 from mailwarden.auth.passwords import HashParams, PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.delivery import Delivery, SendingLimits
@@ -89,7 +91,13 @@ async def make_world(tmp_path: Path) -> AsyncIterator[World]:
         hostname="mail.example.test",
         clock=clock,
     )
-    node = types.SimpleNamespace(store=store, auth=auth, draining=False)
+    node = types.SimpleNamespace(
+        store=store,
+        auth=auth,
+        draining=False,
+        drain=DrainSwitch(tmp_path),
+        traffic=TrafficRecorder(tmp_path),
+    )
     app = make_app(node, deps)  # type: ignore[arg-type]
     try:
         yield World(store, auth, deps, app)
