@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import poplib
+import re
 import smtplib
 import ssl
 from dataclasses import replace
@@ -268,6 +269,15 @@ async def test_a_maintenance_window_drains_a_real_node(tmp_path, settings, clock
         )  # fmt: skip
         sessions = OpenSessions(mail)
         await asyncio.to_thread(sessions.open)
+        webmail = httpx.AsyncClient(base_url=mail.web_url)
+        if mail.has_webmail:
+            form = await webmail.get("/login")
+            pre_csrf = re.search(r'name="pre_csrf" value="([^"]+)"', form.text).group(1)
+            logged_in = await webmail.post(
+                "/login",
+                data={"pre_csrf": pre_csrf, "username": PROBE_ACCOUNT, "password": PROBE_PASSWORD},
+            )
+            assert logged_in.status_code == 303, logged_in.text
         try:
             # The window starts, but the status service holds a bad token: the node
             # answers 401 and the request stays queued while the process restarts.
@@ -296,8 +306,15 @@ async def test_a_maintenance_window_drains_a_real_node(tmp_path, settings, clock
             async with httpx.AsyncClient(base_url=mail.web_url) as web:
                 ready = await web.get("/readyz")
                 assert ready.status_code == 503 and int(ready.headers["retry-after"]) > 0
+                if mail.has_webmail:
+                    login_page = await web.get("/login")
+                    assert login_page.status_code == 503
+                    assert login_page.headers["retry-after"] == str(state.retry_after)
             # ... while the sessions opened before the window keep working.
             await asyncio.to_thread(sessions.still_work)
+            if mail.has_webmail:
+                inbox = await webmail.get("/", follow_redirects=True)
+                assert inbox.status_code == 200 and "sent during the drain" in inbox.text
 
             # The probes fail against the drained node, but they are muted: the page
             # says "under maintenance", not "major outage".
@@ -324,5 +341,6 @@ async def test_a_maintenance_window_drains_a_real_node(tmp_path, settings, clock
             actions = [(e.action, e.target) for e in svc.audit.entries()[:2]]
             assert actions == [("drain.off", mail.web_url), ("drain.on", mail.web_url)]
         finally:
+            await webmail.aclose()
             await asyncio.to_thread(sessions.close)
             svc.close()
