@@ -235,15 +235,20 @@ def rss_of(pids: list[int]) -> int:
 
 
 def tree(pid: int) -> list[int]:
-    out = [pid]
+    """``pid`` and all its descendants (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
                 ppid = int(Path(p, "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == pid:
-                out += tree(int(p.name))
+            children.setdefault(ppid, []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop()
+        out.append(cur)
+        todo += children.get(cur, [])
     return out
 
 
