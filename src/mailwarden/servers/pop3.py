@@ -201,6 +201,7 @@ class Pop3Handler:
         try:
             await served.run()
         finally:
+            await served.cancel_prefetch()
             if served.maildrop is not None:
                 self.locks.release(served.maildrop.account)
             if served.auth_session is not None:
@@ -219,6 +220,9 @@ class _Served:
         self.maildrop: _Maildrop | None = None
         self.auth_session: AuthSession | None = None
         self._out = bytearray()
+        # RETR n is usually followed by RETR n+1: that message is read ahead
+        # while the client is busy with this one.
+        self._prefetch: tuple[int, asyncio.Task[bytes]] | None = None
 
     async def run(self) -> None:
         session = self.session
@@ -303,7 +307,7 @@ class _Served:
     ) -> MessageContent | MessageUnavailable:
         uid = maildrop.uids[event.number - 1]
         try:
-            data = await self.ctx.store.read_message(maildrop.account, maildrop.folder, uid)
+            data = await self._read(maildrop, uid)
         except NotFound:
             # Expunged by an IMAP session since the listing was made.
             return MessageUnavailable()
@@ -312,7 +316,33 @@ class _Served:
             return MessageUnavailable(RespCode.SYS_TEMP, "Cannot read the message now")
         if event.lines is None:
             maildrop.retrieved.add(uid)
+            if event.number < len(maildrop.uids):
+                self._start_prefetch(maildrop, maildrop.uids[event.number])
         return MessageContent(data)
+
+    async def _read(self, maildrop: _Maildrop, uid: int) -> bytes:
+        if self._prefetch is not None:
+            ahead, task = self._prefetch
+            self._prefetch = None
+            if ahead == uid:
+                return await task
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return await self.ctx.store.read_message(maildrop.account, maildrop.folder, uid)
+
+    def _start_prefetch(self, maildrop: _Maildrop, uid: int) -> None:
+        task = asyncio.ensure_future(
+            self.ctx.store.read_message(maildrop.account, maildrop.folder, uid)
+        )
+        self._prefetch = (uid, task)
+
+    async def cancel_prefetch(self) -> None:
+        """Drop a read-ahead the client will not ask for."""
+        if self._prefetch is not None:
+            task = self._prefetch[1]
+            self._prefetch = None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _update(self, maildrop: _Maildrop, event: Update) -> UpdateDone | UpdateFailed:
         deleted = [maildrop.uids[n - 1] for n in event.deleted]

@@ -74,6 +74,8 @@ def logged_in(entries: list[MaildropEntry] | None = None, **kw: object) -> Pop3S
         (b"a\n.\nb\n", b"a\r\n..\r\nb\r\n.\r\n"),  # no smuggled terminator via bare LF
         (b"a\r.\r\n", b"a\r.\r\n.\r\n"),  # bare CR is not a line break
         (b"a\r\n..\r\n", b"a\r\n...\r\n.\r\n"),
+        (b"a\r\n.b\nc", b"a\r\n..b\r\nc\r\n.\r\n"),  # mixed endings
+        (b"\n\n.", b"\r\n\r\n..\r\n.\r\n"),
     ],
 )
 def test_dot_stuff(data: bytes, stuffed: bytes) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "err",
     "normalize_newlines",
     "ok",
+    "stuff_crlf",
     "top_of",
 ]
 
@@ -81,7 +82,9 @@ class Pop3Error(Exception):
 
 def normalize_newlines(data: bytes) -> bytes:
     """Return ``data`` with every line ending (CRLF or bare LF) written as CRLF."""
-    if b"\n" not in data:
+    # Stored mail is nearly always CRLF already; counting is cheaper than
+    # rewriting (this runs for every RETR).
+    if b"\n" not in data or data.count(b"\n") == data.count(b"\r\n"):
         return data
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -98,10 +101,16 @@ def dot_stuff(data: bytes) -> bytes:
     Returns:
         The body ready to follow a ``+OK`` line.
     """
-    data = normalize_newlines(data)
+    return stuff_crlf(normalize_newlines(data))
+
+
+def stuff_crlf(data: bytes) -> bytes:
+    """Like :func:`dot_stuff` for data whose line endings are already all CRLF."""
     if data.startswith(b"."):
         data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
+    # Every LF ends a CRLF here, so "\n." is exactly a line starting with ".".
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

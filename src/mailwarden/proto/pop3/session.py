@@ -82,6 +82,7 @@ from mailwarden.proto.pop3.replies import (
     err,
     normalize_newlines,
     ok,
+    stuff_crlf,
     top_of,
 )
 from mailwarden.proto.sasl import (
@@ -560,7 +561,7 @@ class Pop3Session:
         data = normalize_newlines(data)
         if data and not data.endswith(b"\r\n"):
             data += b"\r\n"  # the octets sent before the terminator are what we count
-        self._reply(ok(f"{len(data)} octets"), dot_stuff(data))
+        self._reply(ok(f"{len(data)} octets"), stuff_crlf(data))
 
     def _dele(self, command: Command) -> None:
         number = self._message(command.args[0])
