@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import imaplib
 import os
 import poplib
 import shutil
@@ -209,3 +210,43 @@ async def test_fetchmail_stls_keeps_and_tracks_uidls(tmp_path: Path) -> None:
         code, log, again = await run()
         assert code == 1, log
         assert again == delivered
+
+
+# --- POP3 and IMAP on the same maildrop -----------------------------------------------
+
+
+async def test_imap_sees_what_pop3_deleted(tmp_path: Path) -> None:
+    imap_server = pytest.importorskip("mailwarden.servers.imap")
+    from dataclasses import replace
+
+    from mailwarden.config import Config, ImapConfig
+
+    async with pop3_node(tmp_path) as node:
+        config = Config(listen="127.0.0.1", imap=replace(ImapConfig(), port=0, tls_port=0))
+        listeners = imap_server.make_listeners(node.ctx, config)
+        for listener in listeners:
+            await listener.start()
+        try:
+            imap = await asyncio.to_thread(imaplib.IMAP4, "127.0.0.1", listeners[0].port, TIMEOUT)
+            await asyncio.to_thread(imap.login, USER, PASSWORD)
+            typ, data = await asyncio.to_thread(imap.select, "INBOX")
+            assert typ == "OK"
+            assert data == [str(len(MESSAGES)).encode()]
+
+            def pop3_delete_first_and_quit() -> None:
+                pop = poplib.POP3("127.0.0.1", node.port, timeout=TIMEOUT)
+                pop.user(USER)
+                pop.pass_(PASSWORD)
+                pop.dele(1)
+                pop.quit()
+
+            await asyncio.to_thread(pop3_delete_first_and_quit)
+            typ, _ = await asyncio.to_thread(imap.noop)
+            assert typ == "OK"
+            assert imap.untagged_responses.get("EXPUNGE") == [b"1"]
+            typ, data = await asyncio.to_thread(imap.search, None, "ALL")
+            assert data == [b" ".join(str(n).encode() for n in range(1, len(MESSAGES)))]
+            await asyncio.to_thread(imap.logout)
+        finally:
+            for listener in listeners:
+                await listener.stop(grace=1.0)

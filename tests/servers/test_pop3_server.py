@@ -317,3 +317,18 @@ async def test_discard_unread_empties_the_reader() -> None:
     _discard_unread(reader)
     reader.feed_eof()
     assert await reader.read() == b""
+
+
+async def test_read_ahead_follows_the_client(tmp_path: Path) -> None:
+    # RETR 1 reads 2 ahead; asking for 3 instead drops it; 2 still comes right later.
+    async with pop3_node(tmp_path) as node:
+        client = await Client.connect(node.port)
+        await client.line()
+        await client.login()
+        for number in (1, 3, 2, 2, 3):
+            await client.send(b"RETR %d" % number)
+            assert await client.line() == b"+OK %d octets\r\n" % len(MESSAGES[number - 1])
+            body = b"".join(await client.multiline())
+            assert body.replace(b"\r\n..", b"\r\n.") == MESSAGES[number - 1]
+        await client.send(b"RETR 1")  # its read-ahead is still pending when we hang up
+        await client.close()
