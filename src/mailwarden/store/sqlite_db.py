@@ -72,9 +72,26 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the numbered migrations not yet applied; return the schema version."""
+    """Apply every numbered migration not applied yet, in order; return the highest number.
+
+    Applied numbers are recorded one by one (not only as a high-water mark), so
+    a migration merged later with a lower number than one already applied
+    still runs.
+    """
     conn.execute("PRAGMA journal_mode = WAL")
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"
+    )
+    applied = {int(r[0]) for r in conn.execute("SELECT number FROM schema_migrations")}
+    legacy = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if legacy and not applied:
+        # Databases from before this table: everything up to user_version ran.
+        applied = set(range(1, legacy + 1))
+        conn.executemany(
+            "INSERT INTO schema_migrations (number, name, applied) VALUES (?, '', 0)",
+            [(n,) for n in applied],
+        )
     scripts = sorted(
         (
             p
@@ -85,16 +102,18 @@ def migrate(conn: sqlite3.Connection) -> int:
     )
     for script in scripts:
         number = int(script.name.split("_", 1)[0])
-        if number <= version:
+        if number in applied:
             continue
         log.info("applying store migration %s", script.name)
         conn.executescript(
             "BEGIN IMMEDIATE;\n"
             + script.read_text(encoding="utf-8")
-            + f"\nPRAGMA user_version = {number};\nCOMMIT;"
+            + f"\nINSERT INTO schema_migrations (number, name, applied)"
+            f" VALUES ({number}, '{script.name}', strftime('%s', 'now'));\n"
+            + f"PRAGMA user_version = {max(applied | {number})};\nCOMMIT;"
         )
-        version = number
-    return version
+        applied.add(number)
+    return max(applied, default=0)
 
 
 class Database:

@@ -329,15 +329,14 @@ def insert_message(
 ) -> int:
     """Insert a message row for a stored blob; return its id."""
     cur = conn.execute(
-        "INSERT INTO messages (blob, sha256, size, refs, facts, subject, from_name, from_addr,"
+        "INSERT INTO messages (blob, sha256, size, refs, subject, from_name, from_addr,"
         " to_addrs, sent_date, preview, has_attachments, thread_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             blob,
             sha256,
             facts.size,
             refs,
-            facts.to_json(),
             facts.subject,
             facts.from_name,
             facts.from_addr,
@@ -348,7 +347,12 @@ def insert_message(
             thread_key(facts),
         ),
     )
-    return int(cur.lastrowid or 0)
+    message_id = int(cur.lastrowid or 0)
+    conn.execute(
+        "INSERT INTO message_facts (message_id, facts) VALUES (?, ?)",
+        (message_id, facts.to_json()),
+    )
+    return message_id
 
 
 def thread_key(facts: MessageFacts) -> str:
@@ -400,8 +404,21 @@ def add_entry(
     bits, keywords = encode_flags(flags)
     conn.execute(
         "INSERT INTO entries (folder_id, uid, message_id, flags, keywords, internal_date, size,"
-        " modseq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (folder.id, uid, message_id, bits, keywords, internal_date, size, modseq),
+        " modseq, sort_date, sort_from, sort_subject)"
+        " SELECT ?, ?, ?, ?, ?, ?, ?, ?, coalesce(sent_date, ?), lower(from_name || from_addr),"
+        " lower(subject) FROM messages WHERE id = ?",
+        (
+            folder.id,
+            uid,
+            message_id,
+            bits,
+            keywords,
+            internal_date,
+            size,
+            modseq,
+            internal_date,
+            message_id,
+        ),
     )
     _charge(conn, account, size, 1)
     fx.changes.append(Change(account, folder.id, ChangeKind.APPEND, modseq))
@@ -449,7 +466,8 @@ def facts_rows(
     for chunk in _chunks(uids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            "SELECT e.uid, m.facts FROM entries e JOIN messages m ON m.id = e.message_id"
+            "SELECT e.uid, f.facts FROM entries e"
+            " JOIN message_facts f ON f.message_id = e.message_id"
             f" WHERE e.folder_id = ? AND e.uid IN ({marks})",
             (folder_id, *chunk),
         )
@@ -649,9 +667,9 @@ def expunge(
 
 
 _SORT_SQL = {
-    "date": "coalesce(m.sent_date, e.internal_date)",
-    "from": "lower(m.from_name || m.from_addr)",
-    "subject": "lower(m.subject)",
+    "date": "e.sort_date",
+    "from": "e.sort_from",
+    "subject": "e.sort_subject",
     "size": "e.size",
     "arrival": "e.uid",
 }
