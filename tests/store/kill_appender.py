@@ -1,6 +1,6 @@
 """Child process for the kill test: appends forever, reporting each append that returned.
 
-Usage: python kill_appender.py DATA_DIR
+Usage: python kill_appender.py DATA_DIR INLINE_MAX
 Prints "ready" once, then one line "UID SHA256" per append *after* it returned.
 """
 
@@ -16,8 +16,8 @@ from mailwarden.mail.address import Address
 from mailwarden.store.sqlite import SqliteStore
 
 
-async def main(data: Path) -> None:
-    store = await SqliteStore.open(data / "db.sqlite", data / "blobs")
+async def main(data: Path, inline_max: int) -> None:
+    store = await SqliteStore.open(data / "db.sqlite", data / "blobs", inline_max=inline_max)
     await store.add_domain("example.test")
     account = await store.add_account(Address.parse("demo@example.test"), "h")
     print("ready", flush=True)
@@ -36,4 +36,4 @@ async def main(data: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))

@@ -414,3 +414,17 @@ async def test_deliver_and_queue_in_one_commit(store: Store) -> None:
     assert results == {} and queued is not None
     assert len(await store.list_queue()) == 2
     assert await store.deliver_and_queue([], b"", None) == ({}, None)
+
+
+async def test_batch_reads_and_entries(store: Store) -> None:
+    account = await make_account(store)
+    big = message("big", body="x" * 300_000)
+    for raw in (message("a"), big, message("c")):
+        await store.append(account.id, "INBOX", raw)
+    inbox = await store.get_folder(account.id, "INBOX")
+    found = await store.read_messages(account.id, inbox.id, [3, 1, 2, 99])
+    assert found == {1: message("a"), 2: big, 3: message("c")}
+    assert [e.uid for e in await store.get_entries(account.id, inbox.id, [3, 1, 42])] == [1, 3]
+    other = await make_account(store, "other@example.test")
+    with pytest.raises(NotFound):
+        await store.read_messages(other.id, inbox.id, [1])

@@ -10,15 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailwarden.store.sqlite import SqliteStore
 
 HERE = Path(__file__).parent
 
 
-def append_then_kill(data: Path) -> dict[int, str]:
+def append_then_kill(data: Path, inline_max: int) -> dict[int, str]:
     """Run the appender, SIGKILL it mid-burst; return {uid: sha256} it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "kill_appender.py"), str(data)],
+        [sys.executable, str(HERE / "kill_appender.py"), str(data), str(inline_max)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -45,8 +47,11 @@ def append_then_kill(data: Path) -> dict[int, str]:
     return acknowledged
 
 
-async def test_sigkill_during_appends_keeps_every_acknowledged_message(tmp_path: Path) -> None:
-    acknowledged = append_then_kill(tmp_path)
+@pytest.mark.parametrize("inline_max", [0, 1 << 20], ids=["files", "inline"])
+async def test_sigkill_during_appends_keeps_every_acknowledged_message(
+    tmp_path: Path, inline_max: int
+) -> None:
+    acknowledged = append_then_kill(tmp_path, inline_max)
 
     store = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs")
     try:

@@ -15,9 +15,11 @@ from mailwarden.store.base import Store, StoreUnavailable
 from mailwarden.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs")
+@pytest.fixture(params=["inline", "files"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """The SQLite store, with small messages inline (default) and with every blob in a file."""
+    inline_max = 0 if request.param == "files" else 256 * 1024
+    s = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs", inline_max=inline_max)
     yield s
     await s.close()
 
@@ -55,7 +57,7 @@ async def test_orphaned_blobs_are_removed_at_open(tmp_path: Path) -> None:
 
 
 async def test_expunged_messages_release_their_blob_files(tmp_path: Path) -> None:
-    s = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs")
+    s = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs", inline_max=0)
     account = await make_account(s)
     await s.append(account.id, "INBOX", message("gone"), flags=["\\Deleted"])
     inbox = await s.get_folder(account.id, "INBOX")
@@ -75,4 +77,17 @@ async def test_many_concurrent_appends_share_commits(tmp_path: Path) -> None:
         *(s.append(account.id, "INBOX", message(f"n{i}")) for i in range(200))
     )
     assert sorted(r.uid for r in results) == list(range(1, 201))
+    await s.close()
+
+
+async def test_small_messages_are_inline_and_large_ones_in_files(tmp_path: Path) -> None:
+    s = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs", inline_max=1000)
+    account = await make_account(s)
+    await s.append(account.id, "INBOX", message("small"))
+    assert not [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    big = message("big", body="y" * 2000)
+    await s.append(account.id, "INBOX", big)
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
+    inbox = await s.get_folder(account.id, "INBOX")
+    assert await s.read_messages(account.id, inbox.id, [1, 2]) == {1: message("small"), 2: big}
     await s.close()

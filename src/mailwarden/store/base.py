@@ -12,8 +12,9 @@ second backend (PostgreSQL) is one more module passing the same contract suite
   admin methods (domains, accounts, aliases, recipient resolution) are the only
   ones that see more than one tenant, and they are for the operator's tools and
   the SMTP recipient check.
-* **Messages are stored once.** The raw octets go to an immutable,
-  content-addressed blob; a *message* row holds the facts computed once at
+* **Messages are stored once.** The raw octets go to an immutable blob (in
+  the database for small messages, a file for large ones); a *message* row
+  holds the facts computed once at
   delivery (:class:`mailwarden.mail.facts.MessageFacts`); a folder *entry* holds
   what is per folder: UID, flags, internal date, modseq.  One delivery to ten
   recipients writes one blob and ten entries.
@@ -702,6 +703,18 @@ class MailStore(Protocol):
 
     async def read_message(self, account: AccountId, folder_id: FolderId, uid: int) -> bytes:
         """The raw octets of one message. Raises NotFound."""
+        ...
+
+    async def read_messages(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+    ) -> dict[int, bytes]:
+        """The raw octets of many messages in one call (missing UIDs are absent)."""
+        ...
+
+    async def get_entries(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+    ) -> list[MessageEntry]:
+        """The entries of the given UIDs that exist, by UID."""
         ...
 
     async def store_flags(

@@ -1,6 +1,10 @@
 """Immutable message blobs as files, written durably before metadata commits.
 
-Each blob gets a fresh random name, so a file is only ever referenced by the
+Messages up to an inline limit are kept in the database instead (names
+starting with :data:`INLINE_PREFIX`), so that their durability costs no
+fsync of its own; this module handles the larger ones.
+
+Each blob file gets a fresh random name, so a file is only ever referenced by the
 message row created with it: deleting a file whose row reached zero references
 can never race with a new delivery.  A write goes to a temporary file that is
 fsynced, renamed into place, and its directory fsynced, so after a crash a blob
@@ -16,7 +20,20 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["BlobStore"]
+__all__ = ["INLINE_PREFIX", "BlobStore", "inline_name", "is_inline"]
+
+# Names of blobs kept inside the database (see migration 0011) start with this.
+INLINE_PREFIX = "db:"
+
+
+def is_inline(name: str) -> bool:
+    """Whether blob ``name`` lives in the database rather than in a file."""
+    return name.startswith(INLINE_PREFIX)
+
+
+def inline_name() -> str:
+    """A fresh name for a blob kept in the database."""
+    return INLINE_PREFIX + secrets.token_hex(16)
 
 
 class BlobStore:
@@ -55,9 +72,10 @@ class BlobStore:
         return self.path(name).read_bytes()
 
     def delete(self, names: Iterable[str]) -> None:
-        """Remove blobs that no message references any more."""
+        """Remove blob files that no message references any more (inline names are skipped)."""
         for name in names:
-            self.path(name).unlink(missing_ok=True)
+            if not is_inline(name):
+                self.path(name).unlink(missing_ok=True)
 
     def files_older_than(self, seconds: float) -> list[Path]:
         """Blob files (and temporary leftovers) last written more than ``seconds`` ago."""

@@ -267,8 +267,8 @@ def release_messages(conn: sqlite3.Connection, fx: Effects, counts: dict[int, in
         tuple(counts),
     ).fetchall()
     for message_id, blob in dead:
-        conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-        fx.delete_blobs.append(str(blob))
+        conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))  # cascades inline data
+        fx.delete_blobs.append(str(blob))  # files only; inline names are skipped
 
 
 def _alias_key(source: str) -> tuple[str, str]:

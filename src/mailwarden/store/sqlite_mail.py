@@ -325,9 +325,18 @@ def _require_quota(conn: sqlite3.Connection, account: AccountId, size: int, coun
 
 
 def insert_message(
-    conn: sqlite3.Connection, blob: str, sha256: str, facts: MessageFacts, refs: int
+    conn: sqlite3.Connection,
+    blob: str,
+    sha256: str,
+    facts: MessageFacts,
+    refs: int,
+    data: bytes | None = None,
 ) -> int:
-    """Insert a message row for a stored blob; return its id."""
+    """Insert a message row for a blob; return its id.
+
+    ``data`` is the message itself when it is kept inline (blob name from
+    :func:`~mailwarden.store.blobs.inline_name`), None when it is in a file.
+    """
     cur = conn.execute(
         "INSERT INTO messages (blob, sha256, size, refs, subject, from_name, from_addr,"
         " to_addrs, sent_date, preview, has_attachments, thread_key)"
@@ -352,6 +361,10 @@ def insert_message(
         "INSERT INTO message_facts (message_id, facts) VALUES (?, ?)",
         (message_id, facts.to_json()),
     )
+    if data is not None:
+        conn.execute(
+            "INSERT INTO message_blobs (message_id, data) VALUES (?, ?)", (message_id, data)
+        )
     return message_id
 
 
@@ -476,17 +489,31 @@ def facts_rows(
     return out
 
 
-def blob_of(conn: sqlite3.Connection, account: AccountId, folder_id: FolderId, uid: int) -> str:
-    """The blob name of one entry. Raises NotFound."""
+def blobs_of(
+    conn: sqlite3.Connection, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+) -> dict[int, tuple[str, bytes | None]]:
+    """For each existing UID: its blob name and, when stored inline, its octets."""
     folder_by_id(conn, account, folder_id)
-    row = conn.execute(
-        "SELECT m.blob FROM entries e JOIN messages m ON m.id = e.message_id"
-        " WHERE e.folder_id = ? AND e.uid = ?",
-        (folder_id, uid),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no message with UID {uid}")
-    return str(row[0])
+    out: dict[int, tuple[str, bytes | None]] = {}
+    for chunk in _chunks(uids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT e.uid, m.blob, b.data FROM entries e JOIN messages m ON m.id = e.message_id"
+            " LEFT JOIN message_blobs b ON b.message_id = m.id"
+            f" WHERE e.folder_id = ? AND e.uid IN ({marks})",
+            (folder_id, *chunk),
+        )
+        for uid, blob, data in rows:
+            out[int(uid)] = (str(blob), bytes(data) if data is not None else None)
+    return out
+
+
+def get_entries(
+    conn: sqlite3.Connection, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+) -> list[MessageEntry]:
+    """The entries of the given UIDs that exist, by UID."""
+    folder_by_id(conn, account, folder_id)
+    return _entries(conn, folder_id, uids)
 
 
 def _entries(
@@ -723,9 +750,10 @@ def enqueue_outbound(
     sha256: str,
     facts: MessageFacts,
     now: int,
+    data: bytes | None = None,
 ) -> QueuedMessage:
     """Insert a message row for a prepared blob and a queue entry for it."""
-    message_id = insert_message(conn, blob, sha256, facts, refs=1)
+    message_id = insert_message(conn, blob, sha256, facts, refs=1, data=data)
     cur = conn.execute(
         "INSERT INTO outbound_queue (account_id, mail_from, recipients, message_id, size,"
         " dsn, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
