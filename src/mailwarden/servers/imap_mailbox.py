@@ -10,7 +10,6 @@ chunks, and writes the answers through the session.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -343,18 +342,8 @@ class SelectedFolder:
         session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
 
     async def _read_many(self, uids: Sequence[int]) -> dict[int, bytes]:
-        async def one(uid: int) -> tuple[int, bytes | None]:
-            try:
-                return uid, await self.store.read_message(self.account, self.folder_id, uid)
-            except NotFound:
-                return uid, None
-
-        out: dict[int, bytes] = {}
-        for start in range(0, len(uids), 32):
-            for uid, raw in await asyncio.gather(*(one(u) for u in uids[start : start + 32])):
-                if raw is not None:
-                    out[uid] = raw
-        return out
+        """Raw octets of the UIDs that still exist, in one store call."""
+        return await self.store.read_messages(self.account, self.folder_id, uids)
 
     async def store_flags(self, cmd: c.Store, session: ImapSession) -> None:
         view = self.view
