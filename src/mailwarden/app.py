@@ -30,6 +30,7 @@ from mailwarden.auth.node import open_auth_service
 from mailwarden.auth.passwords import PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
 from mailwarden.config import Config
+from mailwarden.delivery.submission import SendingLimits
 from mailwarden.logs import setup_logging
 from mailwarden.servers.context import ServerContext
 from mailwarden.servers.listener import Listener, server_tls_context
@@ -76,8 +77,14 @@ class Node:
         auth = await open_auth_service(config, store, hasher, pool)
         tls = server_tls_context(str(config.cert_path), str(config.key_path))
         drain = DrainSwitch(config.data_path)
+        sub = config.submission
         context = ServerContext(
-            store=store, auth=auth, tls=tls, hostname=config.hostname, is_draining=drain.active
+            store=store,
+            auth=auth,
+            tls=tls,
+            hostname=config.hostname,
+            is_draining=drain.active,
+            sending_limits=SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
         )
         traffic = TrafficRecorder(config.data_path)
         node = cls(config, store, auth, context, drain, traffic, AdminTokens(config.data_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -88,6 +89,21 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
     n = await Node.start(config, with_status=False)
     yield n
     await n.stop()
+
+
+async def test_one_sending_allowance_for_smtp_and_webmail(node: Node) -> None:
+    from mailwarden.servers.smtp import make_listeners
+    from mailwarden.web.app import webmail_deps
+
+    shared = node.context.sending_limits
+    assert shared is not None
+    assert webmail_deps(node).submitter.limits is shared  # type: ignore[attr-defined]
+    config = dataclasses.replace(
+        node.config, submission=dataclasses.replace(node.config.submission, enabled=True)
+    )
+    listeners = make_listeners(node.context, config)
+    policies = {id(lst.handler.submission.limits) for lst in listeners if lst.handler.submission}
+    assert policies == {id(shared)}
 
 
 async def test_admin_api(node: Node) -> None:

@@ -380,9 +380,10 @@ def make_listeners(
             Listener(handler, config.listen, smtp.port, limiter=limiter, is_draining=draining)
         )
     if sub.enabled:
-        policy = SubmissionPolicy(
-            sub, SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day), clock
+        limits = ctx.sending_limits or SendingLimits(
+            sub.max_messages_per_hour, sub.max_messages_per_day
         )
+        policy = SubmissionPolicy(sub, limits, clock)
         limiter = ConnectionLimiter(smtp.max_connections_per_ip)
         for implicit in (False, True):
             handler = SmtpHandler(

@@ -35,10 +35,8 @@ ADMIN_API_PREFIX = "/api/admin"
 def webmail_deps(node: Node) -> WebmailDeps:
     """The webmail's dependencies for a node: sessions, preferences, submission.
 
-    Sending uses the node's delivery rules with the ``[submission]`` limits.
-    The SMTP submission listeners build their own ``SendingLimits``; until the
-    node holds one shared instance, webmail and SMTP each allow the configured
-    rate (one allowance per path, not one in total).
+    Sending uses the node's delivery rules and the node's one
+    ``SendingLimits``, shared with SMTP submission: one allowance in total.
     """
     web = node.config.web
     sub = node.config.submission
@@ -50,7 +48,8 @@ def webmail_deps(node: Node) -> WebmailDeps:
         submitter=DeliverySubmitter(
             node.store,
             Delivery(node.store, node.config.hostname),
-            SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
+            node.context.sending_limits
+            or SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
             max_recipients=sub.max_recipients,
         ),
         hostname=node.config.hostname,

@@ -208,6 +208,7 @@ async def test_webmail_deps_for_a_node(world: World, tmp_path) -> None:
         draining=False,
         drain=DrainSwitch(tmp_path),
         traffic=TrafficRecorder(tmp_path),
+        context=types.SimpleNamespace(sending_limits=None),
     )
     deps = webmail_deps(node)  # type: ignore[arg-type]
     assert deps.sessions.idle == 12 * 3600  # type: ignore[attr-defined]
