@@ -131,3 +131,48 @@ async def test_implicit_tls_with_the_self_signed_certificate(tmp_path: Path) -> 
         handler.release.set()
     finally:
         await listener.stop(grace=1)
+
+
+class StartTls:
+    name = "starttls"
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        self.after_tls: list[bytes] = []
+
+    async def handle(self, conn: Connection) -> None:
+        assert await conn.reader.readline() == b"STARTTLS\r\n"
+        await conn.send(b"go ahead\r\n")
+        await conn.start_tls(self.ctx)
+        self.after_tls.append(await conn.reader.readline())
+        await conn.send(b"bye\r\n")
+
+    def busy_reply(self) -> bytes:
+        return b"busy\r\n"
+
+    def drain_reply(self) -> bytes:
+        return b"draining\r\n"
+
+    def crash_reply(self, incident: str) -> bytes:
+        return b"crashed\r\n"
+
+
+async def test_start_tls_drops_what_was_pipelined_in_the_clear(tmp_path: Path) -> None:
+    make_self_signed(tmp_path / "cert.pem", tmp_path / "key.pem", "mail.example.test")
+    ctx = server_tls_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    handler = StartTls(ctx)
+    listener = Listener(handler, "127.0.0.1", 0, limiter=ConnectionLimiter(10))
+    await listener.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"STARTTLS\r\nINJECTED COMMAND\r\n")  # one segment, before the handshake
+        await writer.drain()
+        assert await reader.readline() == b"go ahead\r\n"
+        client = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        await writer.start_tls(client, server_hostname="localhost")
+        writer.write(b"said under TLS\r\n")
+        assert await reader.readline() == b"bye\r\n"
+        assert handler.after_tls == [b"said under TLS\r\n"]
+        writer.close()
+    finally:
+        await listener.stop(grace=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import sys
@@ -18,7 +17,6 @@ from smtp_harness import Client, client_tls_context, smtp_node
 from mailwarden.auth.service import TryLater
 from mailwarden.config import SmtpConfig, SubmissionConfig
 from mailwarden.mail.address import Address
-from mailwarden.servers.smtp import _discard_unread
 from mailwarden.store.base import StoreUnavailable
 from mailwarden.store.sqlite import SqliteStore
 
@@ -297,14 +295,6 @@ async def test_starttls_injection_over_the_socket(tmp_path: Path) -> None:
             == b"503 5.5.1 Send EHLO or HELO first\r\n"
         )
         await client.close()
-
-
-async def test_discard_unread_empties_the_stream_buffer() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"MAIL FROM:<injected@example.org>\r\n")
-    _discard_unread(reader)
-    reader.feed_eof()
-    assert await reader.read() == b""
 
 
 @pytest.mark.parametrize("port_name", ["port", "submission_port"])

@@ -218,7 +218,6 @@ class _Served:
                     return
                 case StartTlsRequested():
                     await self.flush()
-                    _discard_unread(self.conn.reader)
                     await self.conn.start_tls(self.handler.ctx.tls)
                     s.tls_established()
                     continue
@@ -526,18 +525,6 @@ def _may_expunge(cmd: c.Command) -> bool:
     if isinstance(cmd, c.Fetch | c.Store | c.Search | c.Sort | c.Thread):
         return cmd.uid
     return True
-
-
-def _discard_unread(reader: asyncio.StreamReader) -> None:
-    """Drop octets pipelined after STARTTLS (command injection, CVE-2011-0411).
-
-    StreamReader has no public way to empty its buffer; ``_buffer`` is where
-    CPython keeps it, and nothing awaits between this and the handshake.
-    """
-    buffer = getattr(reader, "_buffer", None)
-    if isinstance(buffer, bytearray) and buffer:
-        log.info("discarded %d octets pipelined after STARTTLS", len(buffer))
-        buffer.clear()
 
 
 # --- composition -------------------------------------------------------------------

@@ -80,7 +80,21 @@ class Connection:
         return self.peer_ip.is_loopback
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
-        """Upgrade to TLS in place (STARTTLS, STLS)."""
+        """Upgrade to TLS in place (STARTTLS, STLS).
+
+        Octets the client pipelined after the command were sent in the clear
+        and must not be taken as said under TLS (command injection,
+        CVE-2011-0411, RFC 3207 §4.2): whatever the stream reader holds is
+        dropped first.  StreamReader has no public way to empty its buffer;
+        ``_buffer`` is the bytearray CPython keeps it in, and nothing awaits
+        between the drop and the handshake pausing the transport.
+        """
+        buffer = getattr(self.reader, "_buffer", None)
+        if isinstance(buffer, bytearray) and buffer:
+            log.info(
+                "connection %d: discarded %d octets pipelined before TLS", self.id, len(buffer)
+            )
+            buffer.clear()
         await self.writer.start_tls(context)
         self.tls = True
 

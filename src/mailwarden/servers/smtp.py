@@ -217,7 +217,6 @@ class _Served:
                         log.info("refused a message: %s (%d octets)", fault.value, size)
                 case StartTls():
                     await self._flush()
-                    _discard_unread(self.conn.reader)
                     await self.conn.start_tls(self.handler.ctx.tls)
                     session.tls_established()
                     self.account = None
@@ -329,19 +328,6 @@ class _Served:
         if policy is not None and account is not None and reply.code == 250:
             policy.limits.record(account.id, policy.clock())
         return reply
-
-
-def _discard_unread(reader: asyncio.StreamReader) -> None:
-    """Drop octets the stream reader holds but nobody has read (STARTTLS injection).
-
-    StreamReader has no public way to empty its buffer; ``_buffer`` is the
-    bytearray CPython keeps it in.  Nothing awaits between this call and the
-    TLS handshake pausing the transport, so nothing can slip in afterwards.
-    """
-    buffer = getattr(reader, "_buffer", None)
-    if isinstance(buffer, bytearray) and buffer:
-        log.info("discarded %d octets pipelined after STARTTLS", len(buffer))
-        buffer.clear()
 
 
 # --- composition ----------------------------------------------------------------------
