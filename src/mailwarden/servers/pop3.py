@@ -91,6 +91,10 @@ log = logging.getLogger(__name__)
 READ_SIZE = 65536
 # Pipelined RETRs: flush the queued answers once they pass this many octets.
 FLUSH_AT = 256 * 1024
+# Read-ahead after RETR: at most this many messages, and this many octets
+# (but always one), per store call.
+READ_AHEAD = 16
+READ_AHEAD_OCTETS = 1024 * 1024
 
 MAILDROP = "INBOX"
 
@@ -134,6 +138,7 @@ class _Maildrop:
     account: AccountId
     folder: FolderId
     uids: list[int]
+    sizes: list[int]
     retrieved: set[int] = field(default_factory=set)
 
 
@@ -220,9 +225,11 @@ class _Served:
         self.maildrop: _Maildrop | None = None
         self.auth_session: AuthSession | None = None
         self._out = bytearray()
-        # RETR n is usually followed by RETR n+1: that message is read ahead
-        # while the client is busy with this one.
-        self._prefetch: tuple[int, asyncio.Task[bytes]] | None = None
+        # RETR n is usually followed by RETR n+1, n+2...: those messages are
+        # read ahead in one store call while the client is busy.
+        self._ahead: dict[int, bytes] = {}
+        self._ahead_task: asyncio.Task[dict[int, bytes]] | None = None
+        self._ahead_uids: frozenset[int] = frozenset()
 
     async def run(self) -> None:
         session = self.session
@@ -316,31 +323,50 @@ class _Served:
             return MessageUnavailable(RespCode.SYS_TEMP, "Cannot read the message now")
         if event.lines is None:
             maildrop.retrieved.add(uid)
-            if event.number < len(maildrop.uids):
-                self._start_prefetch(maildrop, maildrop.uids[event.number])
+            self._read_ahead(maildrop, event.number)
         return MessageContent(data)
 
     async def _read(self, maildrop: _Maildrop, uid: int) -> bytes:
-        if self._prefetch is not None:
-            ahead, task = self._prefetch
-            self._prefetch = None
-            if ahead == uid:
-                return await task
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """The octets of ``uid``, from the read-ahead when it has them.
+
+        Raises:
+            StoreError: NotFound if the message is gone.
+        """
+        if uid in self._ahead:
+            return self._ahead.pop(uid)
+        task = self._ahead_task
+        if task is not None and uid in self._ahead_uids:
+            self._ahead_task = None
+            self._ahead = await task
+            if uid not in self._ahead:
+                raise NotFound(f"message uid {uid} is gone")
+            return self._ahead.pop(uid)
+        await self.cancel_prefetch()  # the client went its own way
         return await self.ctx.store.read_message(maildrop.account, maildrop.folder, uid)
 
-    def _start_prefetch(self, maildrop: _Maildrop, uid: int) -> None:
-        task = asyncio.ensure_future(
-            self.ctx.store.read_message(maildrop.account, maildrop.folder, uid)
+    def _read_ahead(self, maildrop: _Maildrop, number: int) -> None:
+        """After RETR ``number``, start reading the next messages if nothing covers them."""
+        if number >= len(maildrop.uids):
+            return
+        if maildrop.uids[number] in self._ahead or self._ahead_task is not None:
+            return
+        batch: list[int] = []
+        octets = 0
+        for n in range(number, min(number + READ_AHEAD, len(maildrop.uids))):
+            if batch and octets + maildrop.sizes[n] > READ_AHEAD_OCTETS:
+                break
+            batch.append(maildrop.uids[n])
+            octets += maildrop.sizes[n]
+        self._ahead_uids = frozenset(batch)
+        self._ahead_task = asyncio.ensure_future(
+            self.ctx.store.read_messages(maildrop.account, maildrop.folder, batch)
         )
-        self._prefetch = (uid, task)
 
     async def cancel_prefetch(self) -> None:
         """Drop a read-ahead the client will not ask for."""
-        if self._prefetch is not None:
-            task = self._prefetch[1]
-            self._prefetch = None
+        self._ahead = {}
+        task, self._ahead_task = self._ahead_task, None
+        if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -371,7 +397,7 @@ async def open_maildrop(
     """
     folder = await store.get_folder(account, MAILDROP)
     entries: list[MessageEntry] = await store.list_entries(account, folder.id)
-    maildrop = _Maildrop(account, folder.id, [e.uid for e in entries])
+    maildrop = _Maildrop(account, folder.id, [e.uid for e in entries], [e.size for e in entries])
     listing = [MaildropEntry(uidl_for(folder.uidvalidity, e.uid), e.size) for e in entries]
     return maildrop, listing
 

@@ -20,6 +20,7 @@ event                  answer
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +46,10 @@ __all__ = [
 ]
 
 
+# RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
+_UIDL = re.compile(r"[\x21-\x7e]{1,70}")
+
+
 @dataclass(frozen=True, slots=True)
 class MaildropEntry:
     """One message of the maildrop as the application lists it at login.
@@ -60,7 +65,7 @@ class MaildropEntry:
     size: int
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.uidl) <= 70 or not all(0x21 <= ord(c) <= 0x7E for c in self.uidl):
+        if not _UIDL.fullmatch(self.uidl):
             raise ValueError("a UIDL is 1 to 70 printable ASCII characters (RFC 1939 §7)")
         if self.size < 0:
             raise ValueError("a message size is not negative")
