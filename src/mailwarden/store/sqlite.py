@@ -73,6 +73,7 @@ class _Prepared:
     blob: str
     sha256: str
     facts: MessageFacts
+    facts_json: str
     data: bytes | None
 
 
@@ -315,18 +316,25 @@ class SqliteStore:
         """
         facts = compute_facts(raw)
         sha = hashlib.sha256(raw).hexdigest()
+        facts_json = facts.to_json()
         if len(raw) <= self.inline_max:
-            return _Prepared(inline_name(), sha, facts, raw)
+            return _Prepared(inline_name(), sha, facts, facts_json, raw)
         try:
             blob = self._blobs.write(raw)
         except OSError as exc:
             log.error("store: cannot write a blob: %s", exc)
             raise StoreUnavailable("the store cannot save messages right now") from None
-        return _Prepared(blob, sha, facts, None)
+        return _Prepared(blob, sha, facts, facts_json, None)
 
     def _insert(self, conn: sqlite3.Connection, prepared: _Prepared, refs: int) -> int:
         return mail.insert_message(
-            conn, prepared.blob, prepared.sha256, prepared.facts, refs, prepared.data
+            conn,
+            prepared.blob,
+            prepared.sha256,
+            prepared.facts,
+            refs,
+            prepared.data,
+            prepared.facts_json,
         )
 
     async def _write_with_blob(
@@ -349,9 +357,12 @@ class SqliteStore:
     ) -> AppendResult:
         flag_list = list(flags)
         date = int(time.time()) if internal_date is None else internal_date
-        # Cheap checks first, so a refused append costs no parse and no fsync.
-        await self.get_folder(account, folder)
-        if not (await self.quota(account)).allows(len(raw)):
+        # Cheap checks first (one read), so a refused append costs no parse.
+        def check(conn: sqlite3.Connection) -> bool:
+            mail.get_folder(conn, account, folder)
+            return mail.quota(conn, account).allows(len(raw))
+
+        if not await self._db.read(check):
             raise QuotaExceeded("the mailbox is over its quota")
         prepared = await asyncio.to_thread(self._prepare, raw)
 
@@ -408,7 +419,14 @@ class SqliteStore:
             queued = None
             if remote is not None and outbound is not None:
                 queued = mail.enqueue_outbound(
-                    conn, outbound, remote.blob, remote.sha256, remote.facts, now, remote.data
+                    conn,
+                    outbound,
+                    remote.blob,
+                    remote.sha256,
+                    remote.facts,
+                    now,
+                    remote.data,
+                    remote.facts_json,
                 )
             return results, queued
 

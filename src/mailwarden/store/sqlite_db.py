@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 # Ops taken into one transaction at most; bounds the latency of the first.
 MAX_BATCH = 256
+# Seconds between WAL checkpoints, run by their own thread.
+CHECKPOINT_EVERY = 1.0
 
 
 @dataclass
@@ -134,6 +136,14 @@ class Database:
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        # The writer never checkpoints (that would stall every commit behind a
+        # copy of the WAL into the database); a thread of its own does it.
+        self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="store-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
         self._writer = threading.Thread(target=self._write_loop, name="store-write", daemon=True)
         self._writer.start()
         self._closed = False
@@ -167,6 +177,20 @@ class Database:
         finally:
             conn.execute("COMMIT")
 
+    def _checkpoint_loop(self) -> None:
+        conn = connect(self.path)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_EVERY):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("store: checkpoint failed: %s", exc)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("store: final checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
     def _write_loop(self) -> None:
         conn = self._writer_conn
         while True:
@@ -191,8 +215,9 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             log.error("store: cannot begin a transaction: %s", exc)
-            for job in batch:
-                _resolve(job, False, StoreUnavailable("the store is unavailable"))
+            _resolve_all(
+                [(job, False, StoreUnavailable("the store is unavailable")) for job in batch]
+            )
             return
         for job in batch:
             effects = Effects()
@@ -215,16 +240,18 @@ class Database:
             log.error("store: commit failed: %s", exc)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            for job in batch:
-                _resolve(job, False, StoreUnavailable("the store could not save the change"))
+            failure = StoreUnavailable("the store could not save the change")
+            _resolve_all([(job, False, failure) for job in batch])
             return
+        settled: list[tuple[_Job, bool, Any]] = []
         for job, (ok, value, effects) in zip(batch, outcomes, strict=True):
             if ok:
                 try:
                     self._on_commit(effects)
                 except Exception:
                     log.exception("store: after-commit work failed")
-            _resolve(job, ok, value)
+            settled.append((job, ok, value))
+        _resolve_all(settled)
 
     async def close(self) -> None:
         """Finish queued writes and close every connection."""
@@ -233,20 +260,29 @@ class Database:
         self._closed = True
         self._jobs.put(None)
         await asyncio.to_thread(self._writer.join)
+        self._stop_checkpoints.set()
+        await asyncio.to_thread(self._checkpointer.join)
         self._readers.shutdown(wait=True)
         for conn in self._reader_conns:
             conn.close()
         self._writer_conn.close()
 
 
-def _resolve(job: _Job, ok: bool, value: Any) -> None:
-    def settle() -> None:
+def _resolve_all(settled: list[tuple[_Job, bool, Any]]) -> None:
+    """Hand each job its outcome, with one wake-up per event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for item in settled:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, items in by_loop.items():
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[_Job, bool, Any]]) -> None:
+    for job, ok, value in items:
         if job.future.done():
-            return
+            continue
         if ok:
             job.future.set_result(value)
         else:
             job.future.set_exception(value)
-
-    if not job.loop.is_closed():
-        job.loop.call_soon_threadsafe(settle)

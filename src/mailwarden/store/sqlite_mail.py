@@ -331,11 +331,13 @@ def insert_message(
     facts: MessageFacts,
     refs: int,
     data: bytes | None = None,
+    facts_json: str | None = None,
 ) -> int:
     """Insert a message row for a blob; return its id.
 
     ``data`` is the message itself when it is kept inline (blob name from
     :func:`~mailwarden.store.blobs.inline_name`), None when it is in a file.
+    ``facts_json`` is ``facts.to_json()`` made ahead, off the writer thread.
     """
     cur = conn.execute(
         "INSERT INTO messages (blob, sha256, size, refs, subject, from_name, from_addr,"
@@ -359,7 +361,7 @@ def insert_message(
     message_id = int(cur.lastrowid or 0)
     conn.execute(
         "INSERT INTO message_facts (message_id, facts) VALUES (?, ?)",
-        (message_id, facts.to_json()),
+        (message_id, facts_json if facts_json is not None else facts.to_json()),
     )
     if data is not None:
         conn.execute(
@@ -751,9 +753,10 @@ def enqueue_outbound(
     facts: MessageFacts,
     now: int,
     data: bytes | None = None,
+    facts_json: str | None = None,
 ) -> QueuedMessage:
     """Insert a message row for a prepared blob and a queue entry for it."""
-    message_id = insert_message(conn, blob, sha256, facts, refs=1, data=data)
+    message_id = insert_message(conn, blob, sha256, facts, 1, data, facts_json)
     cur = conn.execute(
         "INSERT INTO outbound_queue (account_id, mail_from, recipients, message_id, size,"
         " dsn, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
