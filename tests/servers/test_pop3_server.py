@@ -22,7 +22,6 @@ from pop3_transcript import (
 
 from mailwarden.auth.service import Rejected, TryLater
 from mailwarden.config import Pop3Config
-from mailwarden.servers.pop3 import _discard_unread
 from mailwarden.store.base import ChangeKind, FlagMode
 
 SOCKET_TRANSCRIPTS = [t for t in all_transcripts() if "core-only" not in t.options]
@@ -309,14 +308,6 @@ async def test_stls_discards_what_the_reader_holds(tmp_path: Path) -> None:
         await client.send(b"CAPA")
         assert await client.line() == b"+OK Capability list follows\r\n"
         await client.close()
-
-
-async def test_discard_unread_empties_the_reader() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"USER injected\r\n")
-    _discard_unread(reader)
-    reader.feed_eof()
-    assert await reader.read() == b""
 
 
 async def test_read_ahead_follows_the_client(tmp_path: Path) -> None:

@@ -260,7 +260,6 @@ class _Served:
                     session.send(await self._update(self.maildrop, event))
                 case StartTls():
                     await self._flush()
-                    _discard_unread(self.conn.reader)
                     await self.conn.start_tls(self.ctx.tls)
                     session.tls_started()
                 case Closed(reason=reason):
@@ -421,19 +420,6 @@ async def apply_update(
     if deleted:
         await store.store_flags(account, folder, deleted, ["\\Deleted"], FlagMode.ADD)
         await store.expunge(account, folder, deleted)
-
-
-def _discard_unread(reader: asyncio.StreamReader) -> None:
-    """Drop octets the stream reader holds but nobody has read yet (STLS injection).
-
-    StreamReader has no public way to empty its buffer; ``_buffer`` is the
-    bytearray CPython keeps it in.  Nothing awaits between this call and the
-    TLS handshake pausing the transport, so nothing can slip in afterwards.
-    """
-    buffer = getattr(reader, "_buffer", None)
-    if isinstance(buffer, bytearray) and buffer:
-        log.info("discarded %d octets pipelined after STLS", len(buffer))
-        buffer.clear()
 
 
 # --- composition ----------------------------------------------------------------------
