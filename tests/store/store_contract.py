@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 
@@ -428,3 +429,34 @@ async def test_batch_reads_and_entries(store: Store) -> None:
     other = await make_account(store, "other@example.test")
     with pytest.raises(NotFound):
         await store.read_messages(other.id, inbox.id, [1])
+
+
+async def test_search_text_finds_substrings_in_header_and_body(store: Store) -> None:
+    account = await make_account(store)
+    await store.append(account.id, "INBOX", message("Quarterly report", body="Revenue grew"))
+    await store.append(account.id, "INBOX", message("=?utf-8?q?Gr=C3=BC=C3=9Fe?=", body="Hallo"))
+    await store.append(
+        account.id, "INBOX", message("lunch", body="pizza at noon", sender="zz@x.test")
+    )
+    inbox = await store.get_folder(account.id, "INBOX")
+
+    async def find(needle: str, **kw: Any) -> set[int]:
+        # The same answer from a scan and from the index, whichever serves it.
+        scanned = await store.search_text(account.id, inbox.id, needle, **kw)
+        await store.sync_search_index()  # type: ignore[attr-defined]
+        assert await store.search_text(account.id, inbox.id, needle, **kw) == scanned
+        return scanned
+
+    assert await find("REVENUE") == {1}
+    assert await find("revenue", header=True, body=False) == set()
+    assert await find("quarterly", header=True, body=False) == {1}
+    assert await find("grüße") == {2}  # decoded encoded-word subject
+    assert await find("zz@x") == {3}
+    assert await find("no") == {3}  # shorter than a trigram: scanned
+    assert await find("x.test", body=False) == {1, 2, 3}
+    assert await find("pizza", uids=[1, 2]) == set()
+    other = await make_account(store, "other@example.test")
+    await store.append(other.id, "INBOX", message("Quarterly report", body="Revenue grew"))
+    assert await find("revenue") == {1}
+    with pytest.raises(NotFound):
+        await store.search_text(other.id, inbox.id, "revenue")

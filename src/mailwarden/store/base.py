@@ -717,6 +717,24 @@ class MailStore(Protocol):
         """The entries of the given UIDs that exist, by UID."""
         ...
 
+    async def search_text(
+        self,
+        account: AccountId,
+        folder_id: FolderId,
+        needle: str,
+        *,
+        header: bool = True,
+        body: bool = True,
+        uids: Sequence[int] | None = None,
+    ) -> set[int]:
+        """UIDs whose header and/or decoded body contain ``needle``, ignoring case.
+
+        The header is searched raw and with its subject and sender name decoded
+        (RFC 2047), the body as the decoded text of its text parts (IMAP
+        ``SEARCH TEXT``/``BODY``, webmail search).  ``uids`` limits the answer.
+        """
+        ...
+
     async def store_flags(
         self,
         account: AccountId,

@@ -30,6 +30,7 @@ from mailwarden.store.base import (
     Alias,
     AppendResult,
     ChangeHub,
+    ChangeKind,
     CopyResult,
     Domain,
     FlagMode,
@@ -49,7 +50,8 @@ from mailwarden.store.base import (
     StoreUnavailable,
 )
 from mailwarden.store.blobs import BlobStore, inline_name
-from mailwarden.store.sqlite_db import Database, Effects
+from mailwarden.store.search import TextIndex
+from mailwarden.store.sqlite_db import Database, Effects, connect
 
 __all__ = ["SqliteStore"]
 
@@ -81,12 +83,18 @@ class SqliteStore:
     """Mail store on one SQLite file (WAL) plus a directory of blob files."""
 
     def __init__(
-        self, db: Database, blobs: BlobStore, changes: ChangeHub, inline_max: int = INLINE_MAX
+        self,
+        db: Database,
+        blobs: BlobStore,
+        changes: ChangeHub,
+        inline_max: int,
+        index: TextIndex,
     ) -> None:
         self._db = db
         self._blobs = blobs
         self.changes = changes
         self.inline_max = inline_max
+        self._index = index
 
     @classmethod
     async def open(
@@ -109,14 +117,26 @@ class SqliteStore:
             if effects.changes:
                 hub.publish(effects.changes)
 
-        db = await asyncio.to_thread(Database, path, readers, on_commit)
-        store = cls(db, blobs, hub, inline_max)
+        index_box: list[TextIndex] = []
+
+        def on_commit_and_index(effects: Effects) -> None:
+            on_commit(effects)
+            if index_box and any(c.kind is ChangeKind.APPEND for c in effects.changes):
+                index_box[0].kick()
+
+        db = await asyncio.to_thread(Database, path, readers, on_commit_and_index)
+        index = await asyncio.to_thread(
+            TextIndex, path.with_name(path.stem + "-search.sqlite"), path, blobs, connect
+        )
+        index_box.append(index)
+        store = cls(db, blobs, hub, inline_max, index)
         await store._remove_orphans()
         return store
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
         await self._db.close()
+        await asyncio.to_thread(self._index.close)
 
     async def _remove_orphans(self) -> None:
         """Delete blob files that no message row references (crash leftovers)."""
@@ -357,6 +377,7 @@ class SqliteStore:
     ) -> AppendResult:
         flag_list = list(flags)
         date = int(time.time()) if internal_date is None else internal_date
+
         # Cheap checks first (one read), so a refused append costs no parse.
         def check(conn: sqlite3.Connection) -> bool:
             mail.get_folder(conn, account, folder)
@@ -468,6 +489,27 @@ class SqliteStore:
         except FileNotFoundError:
             log.error("store: blob %s of a committed message is missing", blob)
             raise StoreUnavailable("the message cannot be read right now") from None
+
+    async def search_text(
+        self,
+        account: AccountId,
+        folder_id: FolderId,
+        needle: str,
+        *,
+        header: bool = True,
+        body: bool = True,
+        uids: Sequence[int] | None = None,
+    ) -> set[int]:
+        def op(conn: sqlite3.Connection) -> set[int]:
+            return mail.search_text(
+                conn, self._index, self._blobs, account, folder_id, needle, header, body, uids
+            )
+
+        return await self._db.read(op)
+
+    async def sync_search_index(self) -> None:
+        """Bring the search index up to date now (it otherwise follows within a second)."""
+        await asyncio.to_thread(self._index.catch_up)
 
     async def get_entries(
         self, account: AccountId, folder_id: FolderId, uids: Sequence[int]

@@ -11,6 +11,7 @@ with that value for QRESYNC.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,8 @@ from mailwarden.store.base import (
     QuotaUsage,
     SpecialUse,
 )
+from mailwarden.store.blobs import BlobStore, is_inline
+from mailwarden.store.search import TextIndex, header_text, matches
 from mailwarden.store.sqlite_admin import QUEUE_COLUMNS, queued_from_row, release_messages
 from mailwarden.store.sqlite_db import Effects
 
@@ -775,3 +778,55 @@ def enqueue_outbound(
         f"SELECT {QUEUE_COLUMNS} FROM outbound_queue WHERE id = ?", (cur.lastrowid,)
     ).fetchone()
     return queued_from_row(row)
+
+
+def search_text(
+    conn: sqlite3.Connection,
+    index: TextIndex,
+    blobs: BlobStore,
+    account: AccountId,
+    folder_id: FolderId,
+    needle: str,
+    header: bool,
+    body: bool,
+    uids: Sequence[int] | None,
+) -> set[int]:
+    """UIDs of a folder whose header and/or body contain ``needle`` (see ``MailStore``)."""
+    folder_by_id(conn, account, folder_id)
+    wanted = set(uids) if uids is not None else None
+    found_ids, upto = index.candidates(needle, header=header, body=body)
+    result: set[int] = set()
+    unindexed: list[int] = []
+    for uid, message_id in conn.execute(
+        "SELECT uid, message_id FROM entries WHERE folder_id = ?", (folder_id,)
+    ):
+        if wanted is not None and uid not in wanted:
+            continue
+        if message_id <= upto:
+            if message_id in found_ids:
+                result.add(uid)
+        else:
+            unindexed.append(uid)
+    for chunk in _chunks(unindexed):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT e.uid, m.blob, m.subject, m.from_name, f.facts,"
+            " substr(b.data, 1, json_extract(f.facts, '$.header_end'))"
+            " FROM entries e JOIN messages m ON m.id = e.message_id"
+            " JOIN message_facts f ON f.message_id = m.id"
+            " LEFT JOIN message_blobs b ON b.message_id = m.id"
+            f" WHERE e.folder_id = ? AND e.uid IN ({marks})",
+            (folder_id, *chunk),
+        )
+        for uid, blob, subject, from_name, facts_json, head in rows:
+            facts = json.loads(facts_json)
+            texts = []
+            if header:
+                if head is None and not is_inline(blob):
+                    head = blobs.path(blob).read_bytes()[: int(facts.get("header_end", 0))]
+                texts.append(header_text(bytes(head or b""), subject, from_name))
+            if body:
+                texts.append(str(facts.get("text", "")))
+            if matches(needle, *texts):
+                result.add(int(uid))
+    return result
