@@ -27,9 +27,44 @@ address through domain aliases, aliases and catch-alls
    is ``451 4.3.0`` and nothing is kept: a crash or error stores both or
    neither, so a retried message is never duplicated.
 
-Mailboxes that fill up between RCPT and the end of DATA are left out by the
-store; when that leaves nobody, the reply is ``452 4.2.2`` and nothing is
-stored.
+**Reports after 250** (:mod:`mailwarden.delivery.dsn`).  Mailboxes that fill
+up between RCPT and the end of DATA are left out by the store; when that
+leaves nobody, the reply is ``452 4.2.2`` and nothing is stored.  Otherwise
+the reply is ``250`` and each recipient that reached nobody gets a ``failed``
+(``5.2.2``) block in a delivery status notification to the envelope sender;
+recipients delivered here get a ``delivered`` block (or ``expanded`` for an
+alias with several targets) when their NOTIFY asks for SUCCESS.  NOTIFY, RET,
+ENVID and ORCPT are honoured as RFC 3461 says; the null sender ``<>`` never
+gets a report.  A recipient that reached only remote addresses is left to the
+outbound queue, which keeps its DSN parameters (:func:`dsn_json`).
+
+An alias with several targets counts as delivered when any local target got
+the message; a full mailbox among them is logged, not reported, so a report
+never names the private mailboxes behind an alias (RFC 3461 §6.2.7.3).
+
+The report goes where mail for the sender would go: into local mailboxes (with
+``Return-Path: <>``) when the sender is ours, into the outbound queue (null
+reverse path) otherwise.  It is a second commit after the message's own:
+a crash between the two loses the report, never the message, and a store
+failure while reporting is logged and changes nothing in the ``250``.
+
+**The postmaster** (RFC 5321 §4.5.1).  ``RCPT TO:<Postmaster>`` must be
+accepted, and so must postmaster at every domain we serve.  The core turns the
+bare form into postmaster at our host name
+(:func:`~mailwarden.proto.smtp.postmaster_address`).  A postmaster address
+(any case) that the resolver places nowhere is then delivered to the node's
+postmaster, when its domain is hosted here or is our host name:
+
+1. the ``postmaster`` address given to :class:`Delivery`, if any (local or
+   remote: it is the operator's choice, so queueing it is not relaying);
+2. else postmaster at our host name, if that domain is hosted and has one;
+3. else postmaster at the first hosted domain (by name, alias domains
+   skipped) whose postmaster reaches someone;
+4. else nobody: ``550 5.1.1``, with a warning in the log.
+
+So a domain without a postmaster mailbox or alias still has one, the
+operator's, and a ``postmaster@`` mailbox or alias that a tenant set up for
+their own domain is always theirs.
 """
 
 from __future__ import annotations
@@ -40,12 +75,21 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from mailwarden.delivery.dsn import (
+    Action,
+    Dsn,
+    RecipientReport,
+    build_dsn,
+    notify_requested,
+    orcpt_for,
+)
 from mailwarden.delivery.headers import received_header, return_path_header, with_protocol
 from mailwarden.mail.address import Address
-from mailwarden.proto.smtp import Envelope, Reply
+from mailwarden.proto.smtp import Envelope, Recipient, Reply, postmaster_address
 from mailwarden.proto.smtp import replies as r
-from mailwarden.store.base import AccountId, OutboundCopy, Store, StoreError
+from mailwarden.store.base import AccountId, OutboundCopy, Resolution, Store, StoreError
 
 __all__ = ["Delivery", "RecipientDecision", "dsn_json", "new_queue_id"]
 
@@ -86,16 +130,33 @@ class RecipientDecision:
         return self.reply.code < 300
 
 
-def dsn_json(envelope: Envelope) -> str:
-    """The RFC 3461 parameters of a transaction, as the queue keeps them."""
+def dsn_json(envelope: Envelope, decisions: Sequence[RecipientDecision] | None = None) -> str:
+    """The RFC 3461 parameters of a transaction, as the queue keeps them.
+
+    Args:
+        envelope: the transaction.
+        decisions: the recipients' decisions in envelope order; when given,
+            the parameters are keyed by the remote addresses queued for
+            (``external``), so an alias forward carries its recipient's NOTIFY
+            and an ORCPT naming the address the sender used (RFC 3461 §6.2.7.1).
+            Without them they are keyed by the envelope recipients.
+    """
     p = envelope.params
-    rcpts = {
-        str(rc.address): {
-            "notify": [n.value for n in rc.params.notify] if rc.params.notify else None,
-            "orcpt": rc.params.orcpt,
-        }
-        for rc in envelope.recipients
-    }
+    rcpts: dict[str, dict[str, object]] = {}
+
+    def params(rc: Recipient, orcpt: str | None) -> dict[str, object]:
+        notify = rc.params.notify
+        return {"notify": [n.value for n in notify] if notify else None, "orcpt": orcpt}
+
+    if decisions is None or len(decisions) != len(envelope.recipients):
+        for rc in envelope.recipients:
+            rcpts[str(rc.address)] = params(rc, rc.params.orcpt)
+    else:
+        for rc, decision in zip(envelope.recipients, decisions, strict=True):
+            for target in decision.external:
+                forwarded = target != str(rc.address)
+                orcpt = rc.params.orcpt or (orcpt_for(rc.address) if forwarded else None)
+                rcpts.setdefault(target, params(rc, orcpt))
     return json.dumps(
         {
             "ret": p.ret.value if p.ret else None,
@@ -109,13 +170,51 @@ def dsn_json(envelope: Envelope) -> str:
     )
 
 
+def _report_on(
+    recipient: Recipient, decision: RecipientDecision, delivered: set[AccountId]
+) -> RecipientReport | None:
+    """What to tell the sender about one recipient after the commit, if anything."""
+    if not decision.accounts:
+        return None  # only remote addresses: the outbound queue reports on them
+    reached = any(a in delivered for a in decision.accounts)
+    if not reached and not decision.external:
+        return RecipientReport(recipient, Action.FAILED, "5.2.2", "mailbox full")
+    if len(decision.accounts) + len(decision.external) > 1:
+        return RecipientReport(recipient, Action.EXPANDED, "2.0.0", "delivered to the alias")
+    return RecipientReport(recipient, Action.DELIVERED, "2.0.0", "delivered to the mailbox")
+
+
+def _report_params(dsn: Dsn, recipient: str) -> str:
+    """The queue's DSN parameters for a report: nothing asked, body type declared."""
+    return json.dumps(
+        {
+            "ret": None,
+            "envid": None,
+            "body": "8BITMIME" if dsn.eight_bit else None,
+            "smtputf8": dsn.smtputf8,
+            "recipients": {recipient: {"notify": None, "orcpt": None}},
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
 class Delivery:
     """Recipient checks and delivery for one node (shared by its SMTP listeners)."""
 
-    def __init__(self, store: Store, hostname: str) -> None:
-        """Deliver into ``store``, writing ``hostname`` in Received: headers."""
+    def __init__(self, store: Store, hostname: str, *, postmaster: Address | None = None) -> None:
+        """Deliver into ``store``.
+
+        Args:
+            store: the mail store.
+            hostname: our name, written in Received: headers and reports.
+            postmaster: where the node's postmaster mail goes (see the module
+                docstring); derived from the hosted domains if None.
+        """
         self.store = store
         self.hostname = hostname
+        self.postmaster = postmaster
+        self._own_domain = postmaster_address(hostname).domain
 
     async def check_recipient(
         self, rcpt: Address, *, relay_allowed: bool, size: int | None
@@ -132,6 +231,12 @@ class Delivery:
             StoreError: the store could not answer (the caller says 451).
         """
         resolution = await self.store.resolve_recipient(rcpt)
+        if (
+            rcpt.local.lower() == "postmaster"
+            and not (resolution.accounts or resolution.external)
+            and (resolution.hosted or rcpt.domain == self._own_domain)
+        ):
+            resolution = await self._node_postmaster(rcpt)
         if not resolution.hosted:
             if relay_allowed:
                 return RecipientDecision(r.R250_RCPT_OK, external=(str(rcpt),))
@@ -152,6 +257,25 @@ class Delivery:
             r.R250_RCPT_OK, accounts=tuple(fitting), external=resolution.external
         )
 
+    async def _node_postmaster(self, asked: Address) -> Resolution:
+        """Where mail for the node's postmaster goes (the rule in the module docstring)."""
+        if self.postmaster is not None:
+            found = await self.store.resolve_recipient(self.postmaster)
+            if found.hosted:
+                return found
+            return Resolution(hosted=True, external=(str(self.postmaster),))
+        domains = [self._own_domain]
+        domains += [d.name for d in await self.store.list_domains() if d.alias_of is None]
+        for domain in dict.fromkeys(domains):
+            candidate = Address("postmaster", domain)
+            if candidate.key == asked.key:
+                continue
+            found = await self.store.resolve_recipient(candidate)
+            if found.accounts or found.external:
+                return found
+        log.warning("mail for <%s> refused: no postmaster mailbox or alias anywhere", asked)
+        return Resolution(hosted=True)
+
     async def deliver(
         self,
         envelope: Envelope,
@@ -167,7 +291,9 @@ class Delivery:
         Args:
             envelope: the transaction from the SMTP core.
             data: the message content.
-            decisions: the accepted recipients' decisions, in any order.
+            decisions: the accepted recipients' decisions, one for each
+                envelope recipient and in the same order (reports on the
+                recipients need the pairing; without it none are sent).
             peer_ip: the client's address (for Received:).
             account: the submitting account, if authenticated.
             queue_id: the id to use (a new one if None).
@@ -177,6 +303,7 @@ class Delivery:
             failed (nothing kept); ``452 4.2.2`` if every mailbox filled up.
         """
         qid = queue_id or new_queue_id()
+        arrived = datetime.now(UTC)
         accounts = list(dict.fromkeys(a for d in decisions for a in d.accounts))
         external = list(dict.fromkeys(x for d in decisions for x in d.external))
         only = envelope.recipients[0].address if len(envelope.recipients) == 1 else None
@@ -191,13 +318,14 @@ class Delivery:
                 smtputf8=envelope.params.smtputf8,
             ),
             queue_id=qid,
+            when=arrived,
             recipient=only,
         )
         sender = str(envelope.sender) if envelope.sender is not None else ""
         outbound = None
         if external:
             outbound = OutboundCopy(
-                account, sender, tuple(external), received + data, dsn_json(envelope)
+                account, sender, tuple(external), received + data, dsn_json(envelope, decisions)
             )
         raw = return_path_header(envelope.sender) + received + data if accounts else b""
         try:
@@ -210,8 +338,9 @@ class Delivery:
             return r.R452_QUOTA
         missed = len(accounts) - len(delivered)
         if missed:
-            # TODO(issue 4 follow-up): bounce (RFC 3464) for these.
             log.warning("id=%s: %d mailbox(es) filled up before delivery", qid, missed)
+        if envelope.sender is not None:  # never a report to <> (RFC 3461 §6.1)
+            await self._report(envelope, decisions, set(delivered), received + data, arrived, qid)
         log.info(
             "id=%s accepted from=<%s> local=%d remote=%d size=%d",
             qid,
@@ -221,3 +350,64 @@ class Delivery:
             len(data),
         )
         return r.R250_DATA_OK
+
+    async def _report(
+        self,
+        envelope: Envelope,
+        decisions: Sequence[RecipientDecision],
+        delivered: set[AccountId],
+        original: bytes,
+        arrived: datetime,
+        qid: str,
+    ) -> None:
+        """Send the sender the report on this delivery that NOTIFY asks for, if any."""
+        if len(decisions) != len(envelope.recipients):
+            log.warning("id=%s: recipients and decisions do not pair; no report", qid)
+            return
+        reports = []
+        for recipient, decision in zip(envelope.recipients, decisions, strict=True):
+            report = _report_on(recipient, decision, delivered)
+            if report is not None and notify_requested(recipient.params, report.action):
+                reports.append(report)
+        if not reports:
+            return
+        dsn = build_dsn(
+            reporting_mta=self.hostname,
+            envelope=envelope,
+            reports=reports,
+            original=original,
+            arrival=arrived,
+        )
+        assert envelope.sender is not None
+        await self.send_report(envelope.sender, dsn, qid)
+
+    async def send_report(self, sender: Address, dsn: Dsn, qid: str) -> None:
+        """Deliver a report to ``sender`` as mail for it would go, with a null sender.
+
+        Local mailboxes get it with ``Return-Path: <>``; a remote sender (or
+        an alias forwarding to one) gets it through the outbound queue.  Store
+        failures are logged: the message the report is about is already kept.
+        """
+        try:
+            resolution = await self.store.resolve_recipient(sender)
+        except StoreError as exc:
+            log.warning("id=%s: report to <%s> lost: %s", qid, sender, exc)
+            return
+        remote = resolution.external if resolution.hosted else (str(sender),)
+        if resolution.hosted and not (resolution.accounts or remote):
+            log.info("id=%s: report not sent: nobody at <%s>", qid, sender)
+            return
+        outbound = None
+        if remote:
+            params = _report_params(dsn, remote[0])
+            outbound = OutboundCopy(None, "", tuple(remote), dsn.raw, params)
+        local = list(resolution.accounts)
+        raw = return_path_header(None) + dsn.raw if local else b""
+        try:
+            delivered, _queued = await self.store.deliver_and_queue(local, raw, outbound)
+        except StoreError as exc:
+            log.warning("id=%s: report to <%s> lost: %s", qid, sender, exc)
+            return
+        if len(delivered) < len(local):
+            log.info("id=%s: report to <%s> not delivered: mailbox full", qid, sender)
+        log.info("id=%s: delivery report sent to <%s>", qid, sender)

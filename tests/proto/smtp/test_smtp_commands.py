@@ -128,6 +128,21 @@ def test_parse_good(line: bytes, expected: c.Command) -> None:
 
 
 @pytest.mark.parametrize(
+    ("hostname", "domain"),
+    [("mx.test", "mx.test"), ("MX.Test.", "mx.test"), ("localhost", "localhost")],
+)
+def test_bare_postmaster_names_our_host(hostname: str, domain: str) -> None:
+    # RFC 5321 §4.5.1: even a one-label host name (the default "localhost").
+    for line in (b"RCPT TO:<Postmaster>", b"RCPT TO:<pOSTMASTER> NOTIFY=NEVER"):
+        command = parse_command(line, postmaster_domain=hostname)
+        assert isinstance(command, c.RcptTo)
+        assert command.recipient == c.postmaster_address(hostname) == Address("postmaster", domain)
+    with pytest.raises(SmtpError) as info:
+        parse_command(b"RCPT TO:<Postmaster>")  # nobody said which host we are
+    assert info.value.reply.code == 501
+
+
+@pytest.mark.parametrize(
     ("line", "code"), BAD, ids=[b[0].decode("utf-8", "replace")[:40] for b in BAD]
 )
 def test_parse_bad(line: bytes, code: int) -> None:

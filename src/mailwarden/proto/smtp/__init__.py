@@ -13,6 +13,7 @@ from mailwarden.proto.smtp.commands import (
     RcptTo,
     Ret,
     parse_command,
+    postmaster_address,
 )
 from mailwarden.proto.smtp.data import BodyFault
 from mailwarden.proto.smtp.events import (
@@ -65,4 +66,5 @@ __all__ = [
     "State",
     "parse_command",
     "parse_reply",
+    "postmaster_address",
 ]

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mailwarden.mail.address import Address, AddressError
+from mailwarden.mail.address import Address, AddressError, normalize_domain
 from mailwarden.proto.smtp.replies import (
     R500_UNRECOGNISED,
     R501_BAD_ADDRESS_RCPT,
@@ -70,6 +70,7 @@ __all__ = [
     "Vrfy",
     "line_limit",
     "parse_command",
+    "postmaster_address",
 ]
 
 # RFC 4954 §4: the AUTH command line and SASL responses may be 12288 octets.
@@ -400,6 +401,22 @@ _BASE64_RE = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
 _BDAT_RE = re.compile(r"(\d{1,18})(?: +(LAST))? *", re.IGNORECASE)
 
 
+def postmaster_address(hostname: str) -> Address:
+    """What a bare ``RCPT TO:<Postmaster>`` means: postmaster at our own name.
+
+    RFC 5321 §4.5.1 requires the domain-less form to be accepted.  The host
+    name may be one that :meth:`Address.parse` would refuse as a mail domain
+    (``localhost`` has one label), so the address is built directly; the
+    application recognises it by :attr:`Address.domain` being this function's
+    domain for its host name and decides where the postmaster's mail goes.
+    """
+    try:
+        domain = normalize_domain(hostname)
+    except AddressError:
+        domain = hostname.strip().rstrip(".").lower()
+    return Address("postmaster", domain)
+
+
 def parse_command(line: bytes, *, smtputf8: bool = False, postmaster_domain: str = "") -> Command:
     """Parse one command line (without CRLF).
 
@@ -407,8 +424,9 @@ def parse_command(line: bytes, *, smtputf8: bool = False, postmaster_domain: str
         line: the octets of the line.
         smtputf8: the current transaction declared SMTPUTF8, so RCPT may
             carry a non-ASCII path.
-        postmaster_domain: the domain given to a bare ``<Postmaster>``
-            recipient (RFC 5321 §4.5.1); empty refuses it as a bad address.
+        postmaster_domain: our host name: a bare ``<Postmaster>`` recipient
+            becomes :func:`postmaster_address` of it (RFC 5321 §4.5.1); empty
+            refuses it as a bad address.
 
     Returns:
         The command.
@@ -600,8 +618,9 @@ def _parse_rcpt(arg: str, smtputf8: bool, postmaster_domain: str) -> RcptTo:
         raise SmtpError(R501_BAD_ADDRESS_RCPT)
     # RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted.
     if path.lower() == "postmaster" and postmaster_domain:
-        path = f"postmaster@{postmaster_domain}"
-    recipient = _address(path, smtputf8, R501_BAD_ADDRESS_RCPT)
+        recipient = postmaster_address(postmaster_domain)
+    else:
+        recipient = _address(path, smtputf8, R501_BAD_ADDRESS_RCPT)
     return RcptTo(recipient, RcptParams(notify, orcpt))
 
 
