@@ -7,22 +7,14 @@ Dovecot 2.3's FETCH output for the same messages (see the module docstring of
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from imap_wire_syntax import parse_wire
 
-from mailwarden.mail import mime
-from mailwarden.mail.facts import (
-    MAX_DEPTH,
-    MessageFacts,
-    Part,
-    compute_facts,
-    imap_string,
-    part_for,
-)
+from mailwarden.mail.facts import MAX_DEPTH, MessageFacts, Part, compute_facts, part_for
 
 MESSAGES: dict[str, bytes] = {
     "alternative": (
@@ -249,55 +241,6 @@ EXPECTED: dict[str, tuple[bytes, bytes]] = {
 
 
 # ---------------------------------------------------------------------------
-# A small reader of IMAP wire syntax, to check that what we render parses.
-
-_ATOM_RE = re.compile(rb"[^ ()\r\n\"{}]+")
-
-
-def _read(data: bytes, i: int) -> tuple[object, int]:
-    """Read one IMAP value (list, quoted, literal, NIL/number/atom) at ``data[i]``."""
-    c = data[i : i + 1]
-    if c == b"(":
-        items: list[object] = []
-        i += 1
-        while data[i : i + 1] != b")":
-            if items:
-                assert data[i : i + 1] == b" " or data[i - 1 : i] == b")", data[i:]
-                if data[i : i + 1] == b" ":
-                    i += 1
-            value, i = _read(data, i)
-            items.append(value)
-        return items, i + 1
-    if c == b'"':
-        out = bytearray()
-        i += 1
-        while data[i : i + 1] != b'"':
-            if data[i : i + 1] == b"\\":
-                i += 1
-                assert data[i : i + 1] in (b'"', b"\\")
-            assert data[i] not in b"\r\n\x00" and data[i] < 0x80
-            out += data[i : i + 1]
-            i += 1
-        return bytes(out), i + 1
-    if c == b"{":
-        close = data.index(b"}", i)
-        n = int(data[i + 1 : close])
-        assert data[close + 1 : close + 3] == b"\r\n"
-        start = close + 3
-        assert b"\x00" not in data[start : start + n]
-        return data[start : start + n], start + n
-    m = _ATOM_RE.match(data, i)
-    assert m is not None, data[i:]
-    return (None if m.group() == b"NIL" else m.group()), m.end()
-
-
-def parse_wire(data: bytes) -> object:
-    value, end = _read(data, 0)
-    assert end == len(data), (data[end:], data)
-    return value
-
-
-# ---------------------------------------------------------------------------
 # The table
 
 
@@ -490,15 +433,6 @@ def test_depth_is_capped() -> None:
     assert max(p.section.count(".") for p in facts.parts) <= MAX_DEPTH + 1
 
 
-def test_imap_string() -> None:
-    assert imap_string(None) == b"NIL"
-    assert imap_string("plain") == b'"plain"'
-    assert imap_string('a "b" \\') == b'"a \\"b\\" \\\\"'
-    assert imap_string("é") == b"{2}\r\n\xc3\xa9"
-    assert imap_string(b"a\r\nb") == b"{4}\r\na\r\nb"
-    assert imap_string(b"a\x00b") == b'"ab"'
-
-
 def test_json_round_trip_and_bad_json() -> None:
     for raw in MESSAGES.values():
         facts = compute_facts(raw)
@@ -592,32 +526,6 @@ def test_mime_shaped_input(lines: list[bytes], newline: bytes) -> None:
     parse_wire(facts.body)
     check_offsets(raw, facts)
     assert MessageFacts.from_json(facts.to_json()) == facts
-
-
-_ADDRESS = st.sampled_from(
-    [
-        "a@b.test",
-        "Joe Q. Public <j@x.test>",
-        '"Doe, J" <d@y.test>',
-        "<r@x.test>",
-        "x  y <xy@z.test>",
-        '"" <e@x.test>',
-        "=?utf-8?q?J=C3=B6rg?= <j@z.test>",
-        "bad@",
-        "@bad",
-        "u (c)",
-        "g: a@b;",
-        ",",
-    ]
-)
-
-
-@given(st.lists(_ADDRESS, min_size=1, max_size=5), st.sampled_from([",", ", ", " ,"]))
-def test_fast_address_path_agrees_with_tokenizer(items: list[str], sep: str) -> None:
-    value = sep.join(items)
-    fast = mime._fast_address_list(value)
-    if fast is not None:
-        assert fast == mime._slow_address_list(value)
 
 
 def test_part_is_hashable_value() -> None:

@@ -8,16 +8,19 @@ that the store keeps as JSON beside the blob.  IMAP FETCH (ENVELOPE, BODY,
 BODYSTRUCTURE, ``BODY[section]``), SEARCH, SORT, THREAD and the webmail then
 read these facts and slice the blob; nothing reparses a message.
 
-* **Structure.**  :mod:`mailwarden.mail.mime` scans headers and multipart
-  delimiters over the raw bytes, so every :class:`Part` carries exact offsets:
+* **Structure.**  :mod:`mailwarden.mail.mimetree` builds the entity tree over
+  the raw bytes (with the readers of :mod:`mailwarden.mail.mime`), so every
+  :class:`Part` carries exact offsets:
   ``raw[part.header_start:part.body_start]`` is ``BODY[x.MIME]`` and
   ``raw[part.body_start:part.end]`` is ``BODY[x]`` (RFC 3501 §6.4.5).
-* **Wire forms.**  ENVELOPE, BODY and BODYSTRUCTURE are rendered here in IMAP
-  syntax (RFC 3501 §7.4.2), ready to write; strings keep the sender's octets
-  (encoded words undecoded, as Dovecot does) and become literals when they
-  hold 8-bit octets or line breaks, so the wire form is always valid IMAP.
+* **Wire forms.**  ENVELOPE, BODY and BODYSTRUCTURE are rendered by
+  :mod:`mailwarden.mail.imapwire` in IMAP syntax (RFC 3501 §7.4.2), ready to
+  write; strings keep the sender's octets (encoded words undecoded, as
+  Dovecot does) and become literals when they hold 8-bit octets or line
+  breaks, so the wire form is always valid IMAP.
 * **Decoded fields.**  Subject, names, addresses, dates, message ids, the
-  preview and the searchable text are decoded for humans and for SEARCH/SORT.
+  preview and the searchable text are decoded here, for humans and for
+  SEARCH/SORT.
 * **Totality.**  Any bytes give facts; nothing raises.  Nesting deeper than
   :data:`MAX_DEPTH` and parts past :data:`MAX_PARTS` are opaque (security
   limits on work and on the size of BODYSTRUCTURE).
@@ -29,11 +32,15 @@ line endings reports bare-LF sizes, consistent with slicing the blob.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from mailwarden.mail import mime
-from mailwarden.mail.mime import ContentType
+from mailwarden.mail.addresslist import AddressItem
+from mailwarden.mail.bodytext import decode_body, html_to_text
+from mailwarden.mail.charsets import decode_words, to_text, utf8
+from mailwarden.mail.headers import HeaderBlock, parse_date, parse_msg_ids
+from mailwarden.mail.imapwire import body_structure, envelope, imap_string
+from mailwarden.mail.mimetree import MAX_DEPTH, MAX_PARTS, Entity, parse_message
+from mailwarden.mail.params import param, parse_disposition, rfc2231_value
 
 __all__ = [
     "MAX_DEPTH",
@@ -45,48 +52,9 @@ __all__ = [
     "part_for",
 ]
 
-MAX_DEPTH = 20
-"""Nesting (multipart or message/rfc822) deeper than this is an opaque part."""
-
-MAX_PARTS = 2000
-"""At most this many MIME entities per message; later ones merge into the last."""
-
 PREVIEW_CHARS = 200
 
-_NIL = b"NIL"
-_NEEDS_LITERAL_RE = re.compile(rb"[\r\n\x80-\xff]")
-_PLAIN_RE = re.compile(rb'[^\x00\r\n"\\\x80-\xff]*')
-
-
-def imap_string(value: bytes | str | None) -> bytes:
-    """Render an IMAP ``nstring`` (RFC 3501 §4.3, §9 ``nstring``).
-
-    None is ``NIL``; text with CR, LF or 8-bit octets is a literal
-    (``{n}\\r\\n`` followed by the octets); anything else is a quoted string
-    with ``"`` and ``\\`` escaped.  NUL octets, which no IMAP string may carry,
-    are dropped.  ``str`` values are encoded as UTF-8.
-
-    Args:
-        value: the string to render.
-
-    Returns:
-        The wire bytes.
-    """
-    if value is None:
-        return _NIL
-    data = value.encode("utf-8", "replace") if isinstance(value, str) else value
-    if _PLAIN_RE.fullmatch(data):
-        return b'"' + data + b'"'
-    if b"\x00" in data:
-        data = data.replace(b"\x00", b"")
-    if _NEEDS_LITERAL_RE.search(data):
-        return b"{%d}\r\n%b" % (len(data), data)
-    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def _raw(latin: str | None) -> bytes:
-    """A latin-1 header string as an IMAP nstring of its original octets."""
-    return _NIL if latin is None else imap_string(latin.encode("latin-1"))
+_WSP = " \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,348 +248,10 @@ def part_for(facts: MessageFacts, section: str) -> Part | None:
 
 
 # ---------------------------------------------------------------------------
-# The parse tree
-
-
-_TEXT_PLAIN = ContentType("text", "plain", ())
-_MESSAGE_RFC822 = ContentType("message", "rfc822", ())
-_US_ASCII = ("charset", "us-ascii")
-
-
-def _join(prefix: str, number: str) -> str:
-    return f"{prefix}.{number}" if prefix else number
-
-
-@dataclass(slots=True)
-class _Entity:
-    """A MIME entity while the tree is built; section "" for a message's multipart body."""
-
-    section: str
-    header_start: int
-    body_start: int
-    end: int
-    header: mime.HeaderBlock
-    ctype: ContentType
-    children: list[_Entity] = field(default_factory=list)
-    message: _Message | None = None
-
-
-@dataclass(slots=True)
-class _Message:
-    """A message (top level or encapsulated): its header and its body entity."""
-
-    header: mime.HeaderBlock
-    body: _Entity
-
-
-def _content_type(header: mime.HeaderBlock, default: ContentType) -> ContentType:
-    value = header.first("content-type")
-    # RFC 2045 §5.2: an invalid Content-Type means text/plain; charset=us-ascii.
-    ctype = default if value is None else mime.parse_content_type(value) or _TEXT_PLAIN
-    if ctype.maintype.lower() == "text" and ctype.param("charset") is None:
-        # Dovecot adds the RFC 2045 §5.2 default charset to every text part.
-        ctype = ContentType(ctype.maintype, ctype.subtype, (*ctype.params, _US_ASCII))
-    return ctype
-
-
-class _Walker:
-    """Builds the entity tree of one message in a single pass, within the limits.
-
-    Each entity is parsed knowing the stack of enclosing boundaries.  Before
-    its header is read, the first delimiter of any of them is found
-    (:func:`mime.find_delimiter`): the header may not pass it, and a leaf part
-    ends there.  The entity hands that delimiter back to its parent, which
-    carries on from it.  So each byte is scanned at most once per nesting
-    level (``MAX_DEPTH`` bounds the work), and an outer delimiter closes inner
-    parts that lack their own close delimiter, as in Dovecot.
-    """
-
-    __slots__ = ("count", "raw", "size")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        self.size = len(raw)
-        self.count = 0
-
-    def bound(self, hit: mime.Delimiter | None) -> int:
-        return self.size if hit is None else hit.content_end
-
-    def message(
-        self,
-        start: int,
-        hit: mime.Delimiter | None,
-        stack: list[bytes],
-        prefix: str,
-        depth: int,
-    ) -> tuple[_Message, mime.Delimiter | None]:
-        """A message at ``start`` whose first enclosing delimiter is ``hit``."""
-        header = mime.parse_header(self.raw, start, self.bound(hit))
-        body, hit = self.entity(start, header, hit, stack, prefix, depth, _TEXT_PLAIN, True)
-        return _Message(header, body), hit
-
-    def entity(
-        self,
-        header_start: int,
-        header: mime.HeaderBlock,
-        hit: mime.Delimiter | None,
-        stack: list[bytes],
-        section: str,
-        depth: int,
-        default: ContentType,
-        message_body: bool,
-    ) -> tuple[_Entity, mime.Delimiter | None]:
-        """One entity; ``section`` is the message's prefix when ``message_body``.
-
-        Args:
-            header_start: offset of the entity's header.
-            header: the parsed header.
-            hit: the first delimiter of ``stack`` after ``header_start``.
-            stack: the enclosing boundaries.
-            section: the entity's section number (or the message's prefix).
-            depth: nesting depth.
-            default: the Content-Type if the header has none.
-            message_body: whether this is the body of a message.
-
-        Returns:
-            The entity and the delimiter of ``stack`` that ended it (None at
-            the end of the message).
-        """
-        self.count += 1
-        fields = header.fields
-        if message_body and "mime-version" not in fields and "content-type" not in fields:
-            # Without MIME-Version or Content-Type the other Content-* fields
-            # of a message header do not count (RFC 2045 §4; so does Dovecot).
-            header = mime.HeaderBlock({}, header.body_start)
-        ctype = _content_type(header, default)
-        maintype = ctype.maintype.lower()
-        boundary = ctype.param("boundary") if maintype == "multipart" else None
-        if boundary and hit is not None and len(boundary) > len(stack[hit.level]):
-            delimiter = b"--" + boundary.encode("latin-1")
-            if self.raw.startswith(delimiter, hit.start):
-                # The line that cut the header short is our own first
-                # delimiter (an enclosing boundary is a prefix of ours), so
-                # the blank line before it ends the header after all.
-                header = mime.parse_header(self.raw, header_start, hit.start)
-        body_start = header.body_start
-        if maintype == "multipart":
-            # RFC 3501 §6.4.5: a message's multipart body has no number of
-            # its own; a multipart inside a multipart does.
-            own = "" if message_body else section
-            node = _Entity(own, header_start, body_start, body_start, header, ctype)
-            return node, self.multipart(node, hit, stack, own or section, depth)
-        own = _join(section, "1") if message_body else section
-        node = _Entity(own, header_start, body_start, self.bound(hit), header, ctype)
-        if maintype == "message" and ctype.subtype.lower() == "rfc822":
-            if depth < MAX_DEPTH and self.count < MAX_PARTS:
-                # Dovecot parses the encapsulated message whatever its encoding.
-                node.message, hit = self.message(body_start, hit, stack, own, depth + 1)
-                node.end = node.message.body.end
-            else:
-                # Too deep: an empty envelope and body keep BODYSTRUCTURE valid.
-                empty = mime.HeaderBlock({}, body_start)
-                node.message = _Message(empty, self.empty_entity(_join(own, "1"), node.end))
-        return node, hit
-
-    def empty_entity(self, section: str, at: int) -> _Entity:
-        self.count += 1
-        ctype = ContentType("text", "plain", (_US_ASCII,))
-        return _Entity(section, at, at, at, mime.HeaderBlock({}, at), ctype)
-
-    def multipart(
-        self,
-        node: _Entity,
-        hit: mime.Delimiter | None,
-        stack: list[bytes],
-        prefix: str,
-        depth: int,
-    ) -> mime.Delimiter | None:
-        """Split a multipart body (RFC 2046 §5.1.1) into ``node.children``.
-
-        Returns:
-            The delimiter of ``stack`` that ended the multipart (its epilogue
-            included).
-        """
-        raw = self.raw
-        boundary = node.ctype.param("boundary")
-        out: mime.Delimiter | None
-        if boundary is None or depth >= MAX_DEPTH or self.count >= MAX_PARTS:
-            node.end, out = self.bound(hit), hit
-        else:
-            inner = [*stack, boundary.encode("latin-1")]
-            own_level = len(stack)
-            # RFC 2046 §5.1.5: in a digest, parts are message/rfc822 by default.
-            digest = node.ctype.subtype.lower() == "digest"
-            default = _MESSAGE_RFC822 if digest else _TEXT_PLAIN
-            delimiter = mime.find_delimiter(raw, node.body_start, inner)
-            while True:
-                if delimiter is None:
-                    node.end, out = self.size, None
-                    break
-                if delimiter.level < own_level:  # an enclosing delimiter: done
-                    node.end, out = delimiter.content_end, delimiter
-                    break
-                if delimiter.closing or self.count >= MAX_PARTS:
-                    out = mime.find_delimiter(raw, delimiter.line_end, stack)
-                    node.end = self.bound(out)
-                    break
-                start = delimiter.line_end
-                following = mime.find_delimiter(raw, start, inner)
-                child, delimiter = self.entity(
-                    start,
-                    mime.parse_header(raw, start, self.bound(following)),
-                    following,
-                    inner,
-                    _join(prefix, str(len(node.children) + 1)),
-                    depth + 1,
-                    default,
-                    False,
-                )
-                node.children.append(child)
-        if not node.children:
-            # Like Dovecot: a multipart that cannot be split has one empty part,
-            # since IMAP's body-type-mpart needs at least one (RFC 3501 §9).
-            node.children.append(self.empty_entity(_join(prefix, "1"), node.end))
-        return out
-
-
-def _encoding(header: mime.HeaderBlock) -> str:
-    value = header.first("content-transfer-encoding")
-    return (value or "").strip(_WSP).lower() or "7bit"
-
-
-_WSP = " \t\r\n"
-
-
-# ---------------------------------------------------------------------------
-# Wire forms (RFC 3501 §7.4.2)
-
-
-def _addresses(items: list[mime.AddressItem]) -> bytes:
-    if not items:
-        return _NIL
-    out = [b"("]
-    for item in items:
-        if item.group == "start":
-            out.append(b"(NIL NIL %b NIL)" % _raw(item.mailbox))
-        elif item.group == "end":
-            out.append(b"(NIL NIL NIL NIL)")
-        else:
-            out.append(
-                b"(%b %b %b %b)"
-                % (
-                    _raw(item.name),
-                    _raw(item.adl),
-                    _raw(item.mailbox) if item.mailbox is not None else b'"MISSING_MAILBOX"',
-                    _raw(item.host) if item.host is not None else b'"MISSING_DOMAIN"',
-                )
-            )
-    out.append(b")")
-    return b"".join(out)
-
-
-_ADDRESS_FIELDS = ("from", "sender", "reply-to", "to", "cc", "bcc")
-
-
-def _envelope(header: mime.HeaderBlock) -> tuple[bytes, dict[str, list[mime.AddressItem]]]:
-    """ENVELOPE: date subject from sender reply-to to cc bcc in-reply-to message-id.
-
-    Strings come from the last occurrence of a field and addresses from all
-    of them, as Dovecot does with the (invalid) duplicates.
-
-    Returns:
-        The wire form, and the parsed address fields by name.
-    """
-    parsed = {name: mime.parse_address_list(header.joined(name)) for name in _ADDRESS_FIELDS}
-    from_ = _addresses(parsed["from"])
-    # RFC 3501 §7.4.2: absent or empty Sender and Reply-To take From's value.
-    sender = _addresses(parsed["sender"]) if parsed["sender"] else from_
-    reply_to = _addresses(parsed["reply-to"]) if parsed["reply-to"] else from_
-    wire = b"(%b %b %b %b %b %b %b %b %b %b)" % (
-        _raw(header.last("date")),
-        _raw(header.last("subject")),
-        from_,
-        sender,
-        reply_to,
-        _addresses(parsed["to"]),
-        _addresses(parsed["cc"]),
-        _addresses(parsed["bcc"]),
-        _raw(header.last("in-reply-to")),
-        _raw(header.last("message-id")),
-    )
-    return wire, parsed
-
-
-def _params(params: tuple[tuple[str, str], ...]) -> bytes:
-    if not params:
-        return _NIL
-    return b"(" + b" ".join(b"%b %b" % (_raw(k), _raw(v)) for k, v in params) + b")"
-
-
-def _extension(header: mime.HeaderBlock) -> bytes:
-    """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
-    disposition = mime.parse_disposition(header.first("content-disposition"))
-    if disposition is None:
-        dsp = _NIL
-    else:
-        dsp = b"(%b %b)" % (_raw(disposition[0]), _params(disposition[1]))
-    value = header.first("content-language")
-    langs = [x.strip(_WSP) for x in value.split(",")] if value else []
-    langs = [x for x in langs if x]
-    # Dovecot always writes the list form, even for one language.
-    lang = b"(" + b" ".join(_raw(x) for x in langs) + b")" if langs else _NIL
-    return b"%b %b %b" % (dsp, lang, _raw(header.first("content-location")))
-
-
-def _structure(raw: bytes, node: _Entity) -> tuple[bytes, bytes]:
-    """(BODY, BODYSTRUCTURE) of one entity, built in one walk of the tree."""
-    ctype = node.ctype
-    header = node.header
-    if node.children:
-        pairs = [_structure(raw, child) for child in node.children]
-        subtype = _raw(ctype.subtype)
-        body = b"(%b %b)" % (b"".join(p[0] for p in pairs), subtype)
-        full = b"(%b %b %b %b)" % (
-            b"".join(p[1] for p in pairs),
-            subtype,
-            _params(ctype.params),
-            _extension(header),
-        )
-        return body, full
-    encoding = header.first("content-transfer-encoding")
-    basic = b"(%b %b %b %b %b %b %d" % (
-        # RFC 3501 §9 media-message: Dovecot writes "message" "rfc822" in
-        # lower case when it describes the encapsulated message.
-        b'"message"' if node.message is not None else _raw(ctype.maintype),
-        b'"rfc822"' if node.message is not None else _raw(ctype.subtype),
-        _params(ctype.params),
-        _raw(header.first("content-id")),
-        _raw(header.first("content-description")),
-        _raw(encoding.strip(_WSP) if encoding else "7bit"),
-        node.end - node.body_start,
-    )
-    if node.message is not None:
-        inner_body, inner_full = _structure(raw, node.message.body)
-        envelope = _envelope(node.message.header)[0]
-        lines = raw.count(b"\n", node.body_start, node.end)
-        body = b"%b %b %b %d)" % (basic, envelope, inner_body, lines)
-        full = b"%b %b %b %d" % (basic, envelope, inner_full, lines)
-    elif ctype.maintype.lower() == "text":
-        # body-fld-lines: Dovecot counts line feeds, so an unterminated last
-        # line (the line break before a delimiter is not the part's) is not counted.
-        full = b"%b %d" % (basic, raw.count(b"\n", node.body_start, node.end))
-        body = full + b")"
-    else:
-        full = basic
-        body = basic + b")"
-    full = b"%b %b %b)" % (full, _raw(header.first("content-md5")), _extension(header))
-    return body, full
-
-
-# ---------------------------------------------------------------------------
 # Parts, text and preview
 
 
-def _flatten(node: _Entity, parent: str, out: list[tuple[_Entity, Part]]) -> None:
+def _flatten(node: Entity, parent: str, out: list[tuple[Entity, Part]]) -> None:
     if node.section:
         out.append((node, _part(node, parent)))
     for child in node.children:
@@ -630,15 +260,15 @@ def _flatten(node: _Entity, parent: str, out: list[tuple[_Entity, Part]]) -> Non
         _flatten(node.message.body, node.ctype.lower, out)
 
 
-def _part(node: _Entity, parent: str) -> Part:
+def _part(node: Entity, parent: str) -> Part:
     header = node.header
     ctype = node.ctype
-    disposition = mime.parse_disposition(header.first("content-disposition"))
-    dsp_type = mime.utf8(disposition[0]).lower() if disposition else None
+    disposition = parse_disposition(header.first("content-disposition"))
+    dsp_type = utf8(disposition[0]).lower() if disposition else None
     filename = _filename(disposition[1] if disposition else (), ctype.params)
     cid = header.first("content-id")
-    content_id = mime.utf8(cid.strip(_WSP).removeprefix("<").removesuffix(">")) if cid else None
-    kind = mime.utf8(ctype.lower)
+    content_id = utf8(cid.strip(_WSP).removeprefix("<").removesuffix(">")) if cid else None
+    kind = utf8(ctype.lower)
     charset = ctype.param("charset")
     if node.children:
         attachment = False
@@ -654,12 +284,12 @@ def _part(node: _Entity, parent: str) -> Part:
     return Part(
         section=node.section,
         content_type=kind,
-        params=tuple((mime.utf8(k).lower(), mime.utf8(v)) for k, v in ctype.params),
+        params=tuple((utf8(k).lower(), utf8(v)) for k, v in ctype.params),
         header_start=node.header_start,
         body_start=node.body_start,
         end=node.end,
-        encoding=mime.utf8(_encoding(header)),
-        charset=mime.utf8(charset).lower() if charset else None,
+        encoding=utf8(_encoding(header)),
+        charset=utf8(charset).lower() if charset else None,
         disposition=dsp_type or None,
         filename=filename,
         content_id=content_id or None,
@@ -668,21 +298,26 @@ def _part(node: _Entity, parent: str) -> Part:
     )
 
 
+def _encoding(header: HeaderBlock) -> str:
+    value = header.first("content-transfer-encoding")
+    return (value or "").strip(_WSP).lower() or "7bit"
+
+
 def _filename(
     dsp_params: tuple[tuple[str, str], ...], ct_params: tuple[tuple[str, str], ...]
 ) -> str | None:
     """RFC 2183 filename, else the Content-Type name; RFC 2231 and 2047 decoded."""
     for params, name in ((dsp_params, "filename"), (ct_params, "name")):
-        extended = mime.param(params, name + "*")
+        extended = param(params, name + "*")
         if extended is not None:
-            return mime.rfc2231_value(extended)
-        plain = mime.param(params, name)
+            return rfc2231_value(extended)
+        plain = param(params, name)
         if plain is not None:
-            return mime.decode_words(plain)
+            return decode_words(plain)
     return None
 
 
-def _texts(raw: bytes, parts: list[tuple[_Entity, Part]]) -> tuple[str, str]:
+def _texts(raw: bytes, parts: list[tuple[Entity, Part]]) -> tuple[str, str]:
     """(search text, preview) from the text/* parts."""
     chunks: list[str] = []
     plain: str | None = None
@@ -690,10 +325,10 @@ def _texts(raw: bytes, parts: list[tuple[_Entity, Part]]) -> tuple[str, str]:
     for node, part in parts:
         if not part.content_type.startswith("text/") or node.children:
             continue
-        data = mime.decode_body(raw[part.body_start : part.end], part.encoding)
-        text = mime.to_text(data, part.charset)
+        data = decode_body(raw[part.body_start : part.end], part.encoding)
+        text = to_text(data, part.charset)
         if part.content_type == "text/html":
-            text = mime.html_to_text(text)
+            text = html_to_text(text)
             if html is None and not part.is_attachment:
                 html = text
         elif plain is None and not part.is_attachment and part.content_type == "text/plain":
@@ -705,6 +340,7 @@ def _texts(raw: bytes, parts: list[tuple[_Entity, Part]]) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------
+# Putting it together
 
 
 def compute_facts(raw: bytes) -> MessageFacts:
@@ -716,43 +352,43 @@ def compute_facts(raw: bytes) -> MessageFacts:
     Returns:
         The facts.  Never raises: malformed input gets a best-effort reading.
     """
-    message, _ = _Walker(raw).message(0, None, [], "", 0)
+    message = parse_message(raw)
     header = message.header
-    flat: list[tuple[_Entity, Part]] = []
+    flat: list[tuple[Entity, Part]] = []
     _flatten(message.body, "", flat)
     text, preview = _texts(raw, flat)
-    envelope, addresses = _envelope(header)
-    body, bodystructure = _structure(raw, message.body)
+    envelope_wire, addresses = envelope(header)
+    body, bodystructure = body_structure(raw, message.body)
     senders = [a for a in addresses["from"] if not a.group and a.mailbox is not None]
     first = senders[0] if senders else None
-    in_reply_to = mime.parse_msg_ids(header.last("in-reply-to"))
-    message_ids = mime.parse_msg_ids(header.last("message-id"))
+    in_reply_to = parse_msg_ids(header.last("in-reply-to"))
+    message_ids = parse_msg_ids(header.last("message-id"))
     return MessageFacts(
         size=len(raw),
         header_end=header.body_start,
-        envelope=envelope,
+        envelope=envelope_wire,
         body=body,
         bodystructure=bodystructure,
         parts=tuple(part for _, part in flat),
-        subject=mime.decode_words(header.last("subject") or ""),
-        from_name=mime.decode_words(first.name) if first and first.name else "",
+        subject=decode_words(header.last("subject") or ""),
+        from_name=decode_words(first.name) if first and first.name else "",
         from_addr=_address(first) if first else "",
         to=_address_list(addresses["to"]),
         cc=_address_list(addresses["cc"]),
-        date=mime.parse_date(header.last("date")),
+        date=parse_date(header.last("date")),
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=mime.parse_msg_ids(header.last("references")),
+        references=parse_msg_ids(header.last("references")),
         preview=preview,
         has_attachments=any(part.is_attachment for _, part in flat),
         text=text,
     )
 
 
-def _address(item: mime.AddressItem) -> str:
+def _address(item: AddressItem) -> str:
     local = item.mailbox or ""
-    return mime.utf8(f"{local}@{item.host}" if item.host else local).lower()
+    return utf8(f"{local}@{item.host}" if item.host else local).lower()
 
 
-def _address_list(items: list[mime.AddressItem]) -> tuple[str, ...]:
+def _address_list(items: list[AddressItem]) -> tuple[str, ...]:
     return tuple(_address(a) for a in items if not a.group and a.mailbox is not None)
