@@ -532,3 +532,9 @@ def test_part_is_hashable_value() -> None:
     facts = compute_facts(MESSAGES["alternative"])
     assert isinstance(facts.parts[0], Part)
     assert len(set(facts.parts)) == 2
+
+
+def test_encoded_word_with_an_8bit_charset_name_does_not_raise() -> None:
+    facts = compute_facts(b"Subject: =?utf-\xff?q?x?=\r\n\r\nhi")
+    assert facts.size == 28
+    assert facts.preview == "hi"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import email.errors
 import email.header
 
 __all__ = ["decode_words", "to_text", "utf8"]
@@ -47,7 +48,14 @@ def decode_words(latin: str) -> str:
         return text
     try:
         decoded = str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, UnicodeError, ValueError, AssertionError, binascii.Error):
+    except (
+        LookupError,
+        UnicodeError,
+        ValueError,
+        AssertionError,
+        binascii.Error,
+        email.errors.MessageError,  # e.g. CharsetError for an 8-bit charset name
+    ):
         return text
     return decoded.replace("\x00", "")
 
