@@ -15,9 +15,9 @@ from argon2 import PasswordHasher
 
 from mailwarden.web.status.app import create_app
 from mailwarden.web.status.model import ComponentStatus, Impact, Role
-from mailwarden.web.status.probes import Hysteresis, ProbeResult
+from mailwarden.web.status.probes import Hysteresis, ProbeResult, RoundTripProbe
 from mailwarden.web.status.service import StatusService
-from mailwarden.web.status.settings import StatusSettings
+from mailwarden.web.status.settings import ProbeSettings, StatusSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "status"
@@ -39,11 +39,12 @@ class ImapProbe:
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
+    roundtrip = RoundTripProbe(ProbeSettings("cluster-a", roundtrip_degraded_ms=10_000))
     service = StatusService.open(
         StatusSettings(page_name="Mailwarden Status", public_url="http://127.0.0.1"),
         clock=lambda: NOW,
         database=str(tmp_path / "status.sqlite3"),
-        probes=[],
+        probes=[(roundtrip, Hysteresis())],
         hasher=PasswordHasher(time_cost=1, memory_cost=64, parallelism=1),
     )
     service.add_cluster("test", "Cluster A")
@@ -56,6 +57,12 @@ def server(tmp_path) -> Iterator[str]:
     )  # fmt: skip
     for result in (ProbeResult(True, 38), ProbeResult(False, None, "ConnectionRefusedError")):
         service.probes.record(ImapProbe(), result, Hysteresis())
+    delivery = [3900, 4400, None, 12_800, 5200, 2100]  # ms; None: the message did not arrive
+    for n, ms in enumerate(delivery):
+        result = ProbeResult(ms is not None, ms, "" if ms else "ProbeFailed: not delivered")
+        service.probes.record(
+            roundtrip, result, Hysteresis(), now=NOW - timedelta(minutes=len(delivery) - n)
+        )
     start = NOW + timedelta(days=8)
     service.schedule_maintenance(
         "test", "Quarterly maintenance", start, start + timedelta(hours=2),
@@ -95,6 +102,10 @@ def test_public_page_and_admin_flow(server):
             )
             assert page.locator("#component-cluster-a-webmail .bar").count() == 90
             assert "Quarterly maintenance" in page.inner_text("body")
+            delivery = page.locator("#component-cluster-a-smtp-submission .delivery")
+            assert "Mail delivery time: 2.1 s" in delivery.inner_text()
+            assert delivery.locator("rect").count() == 6
+            assert delivery.locator("rect.fail").count() == 1
             page.screenshot(path=str(ARTIFACTS / "public-desktop.png"), full_page=True)
 
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -103,6 +114,16 @@ def test_public_page_and_admin_flow(server):
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0, "the page scrolls sideways on a phone"
+            chart = phone.locator("#component-cluster-a-smtp-submission svg.spark").bounding_box()
+            assert chart is not None and chart["width"] == 48 and chart["height"] == 24
+            # Nothing sticks out of its box: a long name pushes the badge to a new line.
+            sticking_out = phone.evaluate(
+                """[...document.querySelectorAll('.component *')].filter(e =>
+                     e.getBoundingClientRect().right >
+                     e.closest('.component').getBoundingClientRect().right + 0.5
+                   ).map(e => e.textContent)"""
+            )
+            assert sticking_out == []
             phone.screenshot(path=str(ARTIFACTS / "public-phone.png"), full_page=True)
 
             # An editor logs in, posts an update and resolves the incident.

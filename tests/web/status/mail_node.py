@@ -57,11 +57,20 @@ class MailNode:
     def has_webmail(self) -> bool:
         return bool(self.node.web_servers) and module_exists("mailwarden.web.webmail")
 
+    def _url(self, task_name: str) -> str:
+        for server, task in self.node.web_servers:
+            if task.get_name() == task_name:
+                host, port = server.servers[0].sockets[0].getsockname()[:2]
+                return f"http://{host}:{port}"
+        raise LookupError(f"the node runs no {task_name}")
+
     @property
     def web_url(self) -> str:
-        server, _ = self.node.web_servers[0]
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        return self._url("uvicorn-web")
+
+    @property
+    def status_url(self) -> str:
+        return self._url("uvicorn-status")
 
     def probe_settings(self, cluster: str = "cluster-a", **overrides: object) -> ProbeSettings:
         """Probes of this node, STARTTLS verified against its self-signed certificate."""
@@ -86,14 +95,18 @@ class MailNode:
 
 
 @asynccontextmanager
-async def running_node(data_dir: Path) -> AsyncIterator[MailNode]:
-    """Start a node with every service on an ephemeral port and a probe mailbox."""
+async def running_node(data_dir: Path, *, status: bool = False) -> AsyncIterator[MailNode]:
+    """Start a node with every service on an ephemeral port and a probe mailbox.
+
+    With ``status`` the node also serves its status page, as ``make run`` does
+    (``MailNode.status_url``); the status tests otherwise run their own.
+    """
     overrides: dict[str, object] = {
         "data_dir": str(data_dir),
         "auth.argon2_memory_kib": 64,
         "auth.argon2_time_cost": 1,
         "auth.verify_workers": 1,
-        "status.enabled": False,
+        "status.enabled": status,
     }
     for key in (
         "imap.port",
@@ -104,11 +117,12 @@ async def running_node(data_dir: Path) -> AsyncIterator[MailNode]:
         "submission.port",
         "submission.tls_port",
         "web.port",
+        "status.port",
     ):
         overrides[key] = 0
     config = load_config(env={}, overrides=overrides)
     await ops.init_data_dir(config)
-    node = await Node.start(config, with_status=False)
+    node = await Node.start(config, with_status=status)
     try:
         hasher = PasswordHasher(ops.hash_params(config))
         await ops.add_user(node.store, hasher, PROBE_ACCOUNT, PROBE_PASSWORD)

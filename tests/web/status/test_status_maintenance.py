@@ -11,7 +11,8 @@ from mailwarden.web.status.maintenance import MaintenanceEventKind as K
 from mailwarden.web.status.model import ComponentStatus as S
 from mailwarden.web.status.model import MaintenanceStatus as M
 from mailwarden.web.status.model import StatusError
-from mailwarden.web.status.settings import NodeSettings
+from mailwarden.web.status.service import StatusService
+from mailwarden.web.status.settings import NodeSettings, StatusSettings
 
 
 def schedule(service, clock, days=8, hours=2, **kwargs):
@@ -34,6 +35,28 @@ def test_minimum_notice_is_enforced(service, clock):
         schedule(service, clock, hours=0)
     with pytest.raises(StatusError):
         schedule(service, clock, components=[])
+
+
+def test_minimum_notice_comes_from_the_settings(tmp_path, clock):
+    settings = StatusSettings.from_mapping({"min_notice": "3d", "reminders": ["2h"]})
+    svc = StatusService.open(settings, clock=clock, database=str(tmp_path / "s.db"), probes=[])
+    try:
+        svc.add_cluster("op", "Cluster A")
+        start = clock.now + timedelta(days=3, hours=-1)
+        with pytest.raises(StatusError, match="3 days notice; this starts in 2 days 23 hours"):
+            svc.schedule_maintenance(
+                "op", "Soon", start, start + timedelta(hours=1), components=["cluster-a-imap"]
+            )
+        (window,) = schedule(svc, clock, days=3)
+        assert svc.maintenances.min_notice == timedelta(days=3)
+        # The reminder leads come from the settings too: one, two hours ahead.
+        clock.set(window.planned_start - timedelta(hours=3))
+        assert svc.maintenances.tick() == []
+        clock.set(window.planned_start - timedelta(hours=2))
+        ((event,),) = [svc.maintenances.tick()]
+        assert (event.kind, event.lead) == (K.REMINDER, timedelta(hours=2))
+    finally:
+        svc.close()
 
 
 async def test_automatic_transitions_reminders_and_drain(service, clock, drain, sender):

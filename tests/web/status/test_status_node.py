@@ -344,3 +344,22 @@ async def test_a_maintenance_window_drains_a_real_node(tmp_path, settings, clock
             await webmail.aclose()
             await asyncio.to_thread(sessions.close)
             svc.close()
+
+
+async def test_the_node_serves_the_status_page_with_its_own_database(tmp_path):
+    """What ``make run`` starts: the node serves the status page on its own port,
+    from its own database (``status init`` sets up the components)."""
+    from mailwarden.admin.cli import run
+
+    async with running_node(tmp_path / "node", status=True) as mail:
+        assert mail.status_url != mail.web_url
+        data = ["--data-dir", str(mail.config.data_path)]
+        code = await asyncio.to_thread(run, [*data, "status", "init", "--cluster", "Cluster A"])
+        assert code == 0
+        assert mail.config.status_db_path.exists()
+        async with httpx.AsyncClient(base_url=mail.status_url) as client:
+            page = await client.get("/")
+            summary = (await client.get("/api/v2/summary.json")).json()
+        assert page.status_code == 200 and "Hosted Email (Cluster A)" in page.text
+        assert summary["status"]["indicator"] == "none"
+        assert len(summary["components"]) == 7

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from status_servers import LoginServer
 
 from mailwarden.web.status.model import ComponentStatus as S
@@ -16,6 +18,7 @@ from mailwarden.web.status.probes import (
     ProbeMonitor,
     ProbeResult,
     ProbeState,
+    RoundTripProbe,
     Verdict,
     step,
 )
@@ -53,6 +56,30 @@ def run(verdicts):
 )
 def test_hysteresis(verdicts, final):
     assert run(verdicts)[-1] is final
+
+
+@given(
+    verdicts=st.lists(st.sampled_from(list(Verdict)), max_size=60),
+    rules=st.builds(Hysteresis, *(st.integers(1, 5) for _ in range(3))),
+)
+@settings(max_examples=150, deadline=None)
+def test_status_never_flaps(verdicts, rules):
+    """Every change of status needs a run of at least the smallest threshold of
+    results since the last change: one odd result never moves the page, and
+    alternating good and bad results move it at most once."""
+    apart = min(rules.failures_for_outage, rules.slow_for_degraded, rules.successes_to_recover)
+    state, last_change = ProbeState(), 0
+    for n, verdict in enumerate(verdicts, start=1):
+        after = step(state, verdict, rules)
+        if after.status is not state.status:
+            assert n - last_change >= apart, (verdicts[:n], rules)
+            last_change = n
+        state = after
+    if apart >= 2:
+        state = ProbeState()
+        for verdict in [G, F] * 10:
+            state = step(state, verdict, rules)
+        assert state.status is S.OPERATIONAL
 
 
 class FakeProbe:
@@ -225,3 +252,52 @@ async def test_history_is_pruned_daily(service, clock):
         clock.advance(days=1)
     # Runs at day 0, 1, 2, 3; the prune at day 3 drops what is older than two days.
     assert [h.at for h in monitor.history()] == [clock.now - timedelta(days=d) for d in (1, 2, 3)]
+
+
+async def test_drains_and_the_services_a_probe_relies_on_mute_it(service, clock):
+    service.add_cluster("op", "Cluster B")
+    a, b = ProbeSettings("cluster-a"), ProbeSettings("cluster-b")
+    pop_a, roundtrip_a, pop_b = Pop3LoginProbe(a), RoundTripProbe(a), Pop3LoginProbe(b)
+    monitor = ProbeMonitor(service.db, clock, service.components,
+                           [(p, RULES) for p in (pop_a, roundtrip_a, pop_b)])  # fmt: skip
+
+    def muted():
+        return [monitor.muted(p) for p in (pop_a, roundtrip_a, pop_b)]
+
+    start = clock.now + timedelta(days=8)
+    # IMAP work without a drain: the round trip (it fetches over IMAP) is muted, POP3 is not.
+    service.schedule_maintenance(
+        "op", "IMAP index rebuild", start, start + timedelta(hours=1),
+        components=["cluster-a-imap"], drain=False,
+    )  # fmt: skip
+    # Cluster A's Authentication, later: every login of cluster A relies on it.
+    later = start + timedelta(days=1)
+    service.schedule_maintenance(
+        "op", "Auth upgrade", later, later + timedelta(hours=1),
+        components=["cluster-a-auth"], drain=False,
+    )  # fmt: skip
+    # IMAP work with a drain, later still: the node refuses new sessions on every
+    # protocol, so every probe of cluster A is muted; cluster B is not touched.
+    last = later + timedelta(days=1)
+    service.schedule_maintenance(
+        "op", "Disk swap", last, last + timedelta(hours=1), components=["cluster-a-imap"]
+    )
+    assert muted() == [False, False, False]
+    clock.set(start)
+    service.maintenances.tick()
+    assert muted() == [False, True, False]
+    clock.set(later)
+    service.maintenances.tick()
+    assert muted() == [True, True, False]
+    clock.set(last)
+    service.maintenances.tick()
+    assert muted() == [True, True, False]
+    for _ in range(3):  # the drained node refuses POP3: kept in the history, not counted
+        monitor.record(pop_a, ProbeResult(False, None, "error_proto: -ERR [SYS/TEMP]"), RULES)
+        monitor.record(pop_b, ProbeResult(False, None, "ConnectionRefusedError"), RULES)
+    assert all(h.muted for h in monitor.history("cluster-a/pop3-login"))
+    assert service.components.get("cluster-a-pop3").effective_status is S.OPERATIONAL
+    assert service.components.get("cluster-b-pop3").effective_status is S.MAJOR_OUTAGE
+    clock.advance(hours=1)
+    service.maintenances.tick()
+    assert muted() == [False, False, False]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import json
+import re
+import shlex
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,3 +122,71 @@ async def test_fetches_a_node_profile_and_cli_suggests(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["slots"][0]["describe"] == "Tuesday 02:00-04:00 UTC"
     assert len(result["quarterly"]["dates"]) == 4
+
+
+async def test_suggest_command_reads_the_configured_nodes_and_its_rule_schedules(tmp_path, capsys):
+    """``mailwarden status maintenance suggest --length 2h --quarterly`` as an operator
+    types it: the nodes come from the config, their profiles are added up, and
+    the command it proposes schedules the quarterly series."""
+    from mailwarden.admin.cli import run
+
+    # Node 1 is quiet on Tuesday 02:00-04:00 and on Sunday 04:00-06:00; node 2 is
+    # busy on that Tuesday morning, so together Sunday wins.
+    one = profile_doc(logins=weekly(100, {26: 0, 27: 0, 148: 10, 149: 10}))
+    two = profile_doc(smtp_sessions=weekly(10, {26: 500, 27: 500, 148: 0, 149: 0}))
+    nodes = [
+        await HttpReceiver(body_for_get=json.dumps(doc).encode()).start() for doc in (one, two)
+    ]
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(
+        '[status]\nmin_notice = "7d"\nnodes = ['
+        + ", ".join(f'{{ url = "{n.url}", token = "tok{i}" }}' for i, n in enumerate(nodes))
+        + "]\n"
+    )
+    base = ["--config", str(config), "--data-dir", str(tmp_path / "var")]
+    before = datetime.now(UTC)
+    try:
+        code = await asyncio.to_thread(
+            run, [*base, "status", "maintenance", "suggest", "--length", "2h", "--quarterly"]
+        )
+    finally:
+        for node in nodes:
+            await node.stop()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert [r[1]["authorization"] for n in nodes for r in n.requests] == [
+        "Bearer tok0",
+        "Bearer tok1",
+    ]
+    lines = out.splitlines()
+    assert lines[0] == "Lowest-traffic 2 hours windows:"
+    assert lines[1].startswith("  1. Sunday 04:00-06:00 UTC  (")
+    assert "Quarterly: FREQ=MONTHLY;INTERVAL=3;BYDAY=+2SU;BYHOUR=4;BYMINUTE=0;BYSECOND=0" in lines
+    dates = [
+        datetime.strptime(line.strip(), "%b %d, %Y - %H:%M UTC").replace(tzinfo=UTC)
+        for line in lines
+        if re.fullmatch(r"  \w{3} \d\d, \d{4} - \d\d:\d\d UTC", line)
+    ]
+    assert len(dates) == 4
+    assert dates[0] >= before + timedelta(days=7)  # the minimum notice
+    assert all(d.weekday() == 6 and d.hour == 4 and 8 <= d.day <= 14 for d in dates)
+    assert [
+        (b.year * 12 + b.month) - (a.year * 12 + a.month) for a, b in itertools.pairwise(dates)
+    ] == [3, 3, 3]
+
+    # The proposed command, with a title and a component filled in, schedules the series.
+    proposed = shlex.split(lines[lines.index("Schedule with:") + 1])
+    assert proposed[:4] == ["mailwarden", "status", "maintenance", "schedule"]
+    argv = [a for a in proposed[4:] if a not in ("TITLE", "--component", "KEY")]
+    assert await asyncio.to_thread(run, [*base, "status", "init", "--cluster", "Cluster A"]) == 0
+    code = await asyncio.to_thread(
+        run, [*base, "status", "maintenance", "schedule", "Quarterly maintenance", *argv,
+              "--component", "cluster-a-imap"],
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    scheduled = [line for line in out.splitlines() if line.startswith("scheduled")]
+    assert len(scheduled) >= 4
+    assert all("FREQ=MONTHLY;INTERVAL=3;BYDAY=+2SU" in line for line in scheduled)
+    for date, line in zip(dates, scheduled, strict=False):
+        assert f"{date:%b %d, %Y - %H:%M} UTC (2 hours)" in line

@@ -294,6 +294,19 @@ class Components:
         )
         return {r[0] for r in rows}
 
+    def windows_in_progress(self) -> list[tuple[frozenset[str], bool]]:
+        """Each window in progress or verifying: its component keys and whether it drains."""
+        rows = self._db.all(
+            "SELECT m.id, m.drain, c.key FROM maintenances m"
+            " JOIN maintenance_components mc ON mc.maintenance_id = m.id"
+            " JOIN components c ON c.id = mc.component_id"
+            " WHERE m.status IN ('in_progress', 'verifying') ORDER BY m.id"
+        )
+        windows: dict[int, tuple[set[str], bool]] = {}
+        for row in rows:
+            windows.setdefault(row["id"], (set(), bool(row["drain"])))[0].add(row["key"])
+        return [(frozenset(keys), drains) for keys, drains in windows.values()]
+
     def refresh(self, now: datetime | None = None) -> list[Component]:
         """Recompute effective statuses and record status intervals.
 

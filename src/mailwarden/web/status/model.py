@@ -214,6 +214,15 @@ def duration_words(length: timedelta) -> str:
     return " ".join(parts)
 
 
+def format_latency(milliseconds: int) -> str:
+    """Say a latency the way people read it: ``850 ms``, ``4.2 s``, ``2.5 min``."""
+    if milliseconds < 1000:
+        return f"{max(milliseconds, 0)} ms"
+    if milliseconds < 60_000:
+        return f"{milliseconds / 1000:.1f} s"
+    return f"{milliseconds / 60_000:.1f} min"
+
+
 def format_posted(moment: datetime) -> str:
     """Format a time as the page shows it: ``May 02, 2024 - 09:11 UTC``."""
     return moment.astimezone(UTC).strftime("%b %d, %Y - %H:%M UTC")

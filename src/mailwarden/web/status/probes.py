@@ -36,10 +36,20 @@ paint it green:
   (to degraded if the last was slow), and consecutive fast successes bring
   degraded back to operational.
 
-While any component of a probe is under maintenance the probe is muted: the
-result is kept in the history (marked muted) but changes no state.  Every
-result is kept in ``probe_results``; ``run_due`` trims history older than
-``history`` once a day.
+A probe is muted while maintenance explains its failures: the result is kept
+in the history (marked muted) but changes no state.  That is the case while a
+window in progress covers a component the probe speaks for or relies on (the
+round trip relies on IMAP to fetch and on Authentication to log in; a login
+relies on Authentication), and while a draining window drains its cluster: a
+drained node refuses new sessions on every protocol, whichever components the
+window names, so a POP3 login failing during a drain for IMAP work is not a
+POP3 outage.  Every result is kept in ``probe_results``; ``run_due`` trims
+history older than ``history`` once a day.
+
+The public page shows the round trip's delivery time (``delivery_latency``)
+under the component the probe names as its ``latency_component`` (SMTP
+submission/outbound): the latest time and a short history, as numbers only,
+with no probe names, hosts or error texts, which stay on the admin pages.
 
 Authentication is probed by inference.  No client logs in to "the
 authentication service"; it logs in to IMAP, POP3, the webmail or submission,
@@ -69,6 +79,7 @@ import imaplib
 import poplib
 import smtplib
 import ssl
+import statistics
 import time
 import urllib.parse
 import uuid
@@ -96,7 +107,14 @@ class ProbeResult:
 
 
 class Probe(Protocol):
-    """Something that checks a service like a client would."""
+    """Something that checks a service like a client would.
+
+    Besides these members a probe may have (read with ``getattr``):
+    ``cluster`` (its cluster key prefix: a drain of that cluster mutes it),
+    ``relies_on`` (further component keys whose maintenance mutes it),
+    ``auth_component`` (where refused logins are blamed) and
+    ``latency_component`` (where the public page shows its latency).
+    """
 
     name: str
     """Unique name, e.g. ``cluster-a/imap-login``."""
@@ -136,8 +154,12 @@ class _BlockingProbe:
         self.name = name
         self.components = components
         self.slow_ms = slow_ms
+        self.cluster = settings.cluster
+        """Cluster key prefix: a draining window on this cluster mutes the probe."""
         self.auth_component = f"{settings.cluster}-auth"
         """The Authentication component a refused login is blamed on."""
+        self.relies_on: tuple[str, ...] = (self.auth_component,)
+        """Components (besides its own) whose maintenance mutes the probe."""
         self._settings = settings
         self._timeout = timeout
         self._monotonic = monotonic
@@ -433,6 +455,10 @@ class RoundTripProbe(_BlockingProbe):
         )
         self._poll_every = poll_every
         self._sleep = sleep
+        # It logs in to submit and fetches over IMAP: their maintenance mutes it too.
+        self.relies_on = (f"{settings.cluster}-imap", self.auth_component)
+        self.latency_component = f"{settings.cluster}-smtp-submission"
+        """The component the public page shows the delivery time under."""
 
     def _submit(self, token: str) -> None:
         s = self._settings
@@ -559,6 +585,40 @@ class HistoryEntry:
     muted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DeliverySample:
+    """One round-trip result as the public page may show it: no names, no error text."""
+
+    at: datetime
+    latency_ms: int | None
+    """Submission-to-INBOX time; None when the message did not arrive (or the check failed)."""
+    slow: bool
+    """Over the probe's threshold for degraded performance."""
+    muted: bool
+    """Taken during maintenance (and not counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLatency:
+    """A round trip's recent delivery times for the public page."""
+
+    component: str
+    """Key of the component they are shown under."""
+    samples: tuple[DeliverySample, ...]
+    """Oldest first."""
+
+    @property
+    def latest(self) -> DeliverySample | None:
+        """The newest result, or None before the first run."""
+        return self.samples[-1] if self.samples else None
+
+    @property
+    def median_ms(self) -> int | None:
+        """Median delivery time of the delivered, unmuted samples (None without any)."""
+        times = [s.latency_ms for s in self.samples if s.latency_ms is not None and not s.muted]
+        return round(statistics.median(times)) if times else None
+
+
 class DerivedAuthProbe:
     """The Authentication "probe": never run, fed by the login probes' results.
 
@@ -569,7 +629,8 @@ class DerivedAuthProbe:
 
     def __init__(self, component: str) -> None:
         self.components: tuple[str, ...] = (component,)
-        self.name = f"{component.removesuffix('-auth')}/auth"
+        self.cluster = component.removesuffix("-auth")
+        self.name = f"{self.cluster}/auth"
 
     async def run(self) -> ProbeResult:
         """Not run on its own (see ``ProbeMonitor.run_all``)."""
@@ -666,9 +727,8 @@ class ProbeMonitor:
             The probe's state afterwards.
         """
         moment = now or self._clock()
-        maintained = self._components.under_maintenance()
         keys = set(probe.components)
-        muted = any(c.id in maintained for c in self._components.all() if c.key in keys)
+        muted = self.muted(probe)
         detail = f"{result.detail} (counted against {blame})" if blame else result.detail
         with self._db.transaction() as conn:
             conn.execute(
@@ -712,6 +772,17 @@ class ProbeMonitor:
             if after.status is not before.status:
                 self._apply(keys)
         return after
+
+    def muted(self, probe: Probe) -> bool:
+        """Whether maintenance in progress mutes ``probe`` now (see the module docstring)."""
+        keys = {*probe.components, *getattr(probe, "relies_on", ())}
+        cluster = getattr(probe, "cluster", "")
+        for window_keys, drains in self._components.windows_in_progress():
+            if keys & window_keys:
+                return True
+            if drains and cluster and any(k.startswith(f"{cluster}-") for k in window_keys):
+                return True
+        return False
 
     def _apply(self, keys: set[str]) -> None:
         """Set each component's probe status to the worst of its probes' states."""
@@ -788,6 +859,29 @@ class ProbeMonitor:
             )
             for r in rows
         ]
+
+    def delivery_latency(self, limit: int = 30) -> dict[str, DeliveryLatency]:
+        """The round trips' recent delivery times, by the component they are shown under.
+
+        Only probes with a ``latency_component`` count; each gets its newest
+        ``limit`` results, oldest first, with nothing but times and outcomes.
+        """
+        found: dict[str, DeliveryLatency] = {}
+        for probe, _ in self._probes:
+            key = getattr(probe, "latency_component", None)
+            if not isinstance(key, str) or key in found:
+                continue
+            samples = [
+                DeliverySample(
+                    entry.at,
+                    entry.latency_ms if entry.ok else None,
+                    entry.ok and entry.latency_ms is not None and entry.latency_ms > probe.slow_ms,
+                    entry.muted,
+                )
+                for entry in reversed(self.history(probe.name, limit))
+            ]
+            found[key] = DeliveryLatency(key, tuple(samples))
+        return found
 
     def overview(self) -> list[ProbeOverview]:
         """Every probe configured or on record, configured ones first."""

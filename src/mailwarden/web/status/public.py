@@ -3,12 +3,21 @@
 None of these need a login.  Every database call goes through
 ``asyncio.to_thread`` (``_run``) so a slow disk never stalls the event loop
 that is also serving the page to everyone else.
+
+The page shows the round-trip probe's delivery time (submission → delivery →
+IMAP fetch) under the component it belongs to, as the latest time, a median
+and a small bar chart of the last ``DELIVERY_SAMPLES`` checks.  Only times and
+outcomes reach the page (delivered, not delivered, paused for maintenance):
+probe names, hosts, accounts and error texts stay on the admin pages.  The
+chart is inline SVG drawn with attributes, so the page still needs no script
+and no inline style under its Content-Security-Policy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,7 +31,10 @@ from mailwarden.web.status.model import (
     MaintenanceStatus,
     NotFound,
     StatusError,
+    format_latency,
+    format_posted,
 )
+from mailwarden.web.status.probes import DeliveryLatency
 from mailwarden.web.status.service import StatusService
 from mailwarden.web.status.uptime import (
     day_bars,
@@ -35,6 +47,47 @@ from mailwarden.web.status.uptime import (
 T = TypeVar("T")
 
 UPTIME_DAYS = 90
+DELIVERY_SAMPLES = 30
+"""How many round-trip results the public delivery chart shows."""
+SPARK_HEIGHT = 24
+"""Height of the delivery chart in SVG units (one bar is 3 wide with a gap of 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SparkBar:
+    """One bar of the delivery-time chart, in SVG units."""
+
+    x: int
+    y: int
+    height: int
+    css: str
+    """``ok``, ``slow``, ``fail`` or ``muted``."""
+    title: str
+    """Tooltip: when, and what came of it."""
+
+
+def spark_bars(latency: DeliveryLatency) -> list[SparkBar]:
+    """Bars for ``latency``'s samples, oldest on the left.
+
+    A delivered message's bar is as tall as its time relative to the slowest
+    delivery shown; a message that did not arrive gets a full-height red bar,
+    and a check taken during maintenance a stub.
+    """
+    delivered = [s.latency_ms for s in latency.samples if s.latency_ms is not None]
+    scale = max(delivered, default=1) or 1
+    bars = []
+    for n, sample in enumerate(latency.samples):
+        when = format_posted(sample.at)
+        if sample.muted:
+            height, css, what = 3, "muted", "paused for maintenance"
+        elif sample.latency_ms is None:
+            height, css, what = SPARK_HEIGHT, "fail", "not delivered"
+        else:
+            height = max(2, round(SPARK_HEIGHT * sample.latency_ms / scale))
+            css = "slow" if sample.slow else "ok"
+            what = f"delivered in {format_latency(sample.latency_ms)}"
+        bars.append(SparkBar(n * 4, SPARK_HEIGHT - height, height, css, f"{when}: {what}"))
+    return bars
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -82,6 +135,7 @@ def _overview(svc: StatusService) -> dict[str, Any]:
         percent[comp.key] = format_percent(uptime(intervals, since, now))
         monthly[comp.key] = format_percent(monthly_uptime(intervals, now.year, now.month, now))
     recent = [i for i in svc.incidents.search(since=now - timedelta(days=14)) if i.resolved]
+    delivery = svc.probes.delivery_latency(DELIVERY_SAMPLES)
     return {
         "status": api.overall_status(comps, unresolved, active),
         "groups": svc.components.groups(),
@@ -93,6 +147,9 @@ def _overview(svc: StatusService) -> dict[str, Any]:
         "upcoming": svc.maintenances.upcoming()[:5],
         "recent": recent,
         "uptime_days": UPTIME_DAYS,
+        "delivery": {key: d for key, d in delivery.items() if d.samples},
+        "spark": {key: spark_bars(d) for key, d in delivery.items()},
+        "spark_height": SPARK_HEIGHT,
     }
 
 

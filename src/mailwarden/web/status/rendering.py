@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from mailwarden.web.status.model import duration_words, format_posted
+from mailwarden.web.status.model import duration_words, format_latency, format_posted
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(
     ["table", "strikethrough"]
@@ -53,5 +53,6 @@ def make_environment() -> Environment:
     env.filters["markdown"] = render_markdown
     env.filters["posted"] = format_posted
     env.filters["duration"] = duration_words
+    env.filters["latency"] = format_latency
     env.filters["iso"] = lambda moment: moment.isoformat() if isinstance(moment, datetime) else ""
     return env
