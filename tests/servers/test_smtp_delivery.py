@@ -12,9 +12,16 @@ from smtp_harness import TEST_HASH, populate
 
 from mailwarden.auth.passwords import PasswordHasher
 from mailwarden.delivery import Delivery, SendingLimits
-from mailwarden.delivery.headers import received_header, return_path_header, with_protocol
+from mailwarden.delivery.headers import (
+    MAX_HOPS,
+    count_received,
+    received_header,
+    return_path_header,
+    with_protocol,
+)
 from mailwarden.delivery.submission import from_header_owned, owned_keys
 from mailwarden.mail.address import Address
+from mailwarden.proto.smtp import Envelope, MailParams, Recipient
 from mailwarden.proto.smtp import replies as r
 from mailwarden.store.base import AccountId
 from mailwarden.store.sqlite import SqliteStore
@@ -111,5 +118,43 @@ async def test_recipient_decisions(tmp_path: Path) -> None:
             Address("bob", "example.test"), relay_allowed=False, size=101
         )
         assert too_big.reply == r.R552_QUOTA
+    finally:
+        await store.close()
+
+
+def test_count_received_reads_only_the_header_section() -> None:
+    assert count_received(b"Subject: x\r\n\r\nReceived: in the body\r\n") == 0
+    head = b"Received: a\r\n\tfolded Received: b\r\nRECEIVED : c\r\nX-Received: d\r\n"
+    assert count_received(head + b"\r\nReceived: e\r\n") == 2
+    assert count_received(b"received:x\r\nreceived:y") == 2  # no body at all
+
+
+async def test_mail_loops_are_refused(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db.sqlite", tmp_path / "blobs")
+    try:
+        accounts = await populate(store, PasswordHasher(TEST_HASH))
+        delivery = Delivery(store, "mx.test")
+        alice = Address("alice", "example.test")
+        decision = await delivery.check_recipient(alice, relay_allowed=False, size=None)
+        envelope = Envelope(
+            helo="c.test",
+            esmtp=True,
+            tls=False,
+            authenticated=None,
+            sender=Address("s", "remote.test"),
+            params=MailParams(),
+            recipients=(Recipient(alice),),
+        )
+        hop = b"Received: from a by b; Thu, 02 May 2024 09:11:00 +0000\r\n"
+        body = b"Subject: loop\r\n\r\nround and round\r\n"
+        looped = await delivery.deliver(
+            envelope, hop * (MAX_HOPS + 1) + body, [decision], peer_ip="192.0.2.1"
+        )
+        assert looped == r.R554_TOO_MANY_HOPS
+        folder = await store.get_folder(accounts["alice"], "INBOX")
+        assert await store.list_entries(accounts["alice"], folder.id) == []
+        ok = await delivery.deliver(envelope, hop * MAX_HOPS + body, [decision], peer_ip="::1")
+        assert ok == r.R250_DATA_OK
+        assert len(await store.list_entries(accounts["alice"], folder.id)) == 1
     finally:
         await store.close()

@@ -7,6 +7,9 @@ final delivery is where the reverse path is recorded (§4.4).
 
 Client-chosen text (the EHLO name) is reduced to a safe alphabet so that it
 cannot break the header's structure or smuggle a header of its own.
+
+The same headers detect mail loops: :func:`count_received` counts the
+``Received:`` fields a message arrives with (RFC 5321 §6.3).
 """
 
 from __future__ import annotations
@@ -17,9 +20,24 @@ from datetime import UTC, datetime
 
 from mailwarden.mail.address import Address
 
-__all__ = ["received_header", "return_path_header", "with_protocol"]
+__all__ = ["MAX_HOPS", "count_received", "received_header", "return_path_header", "with_protocol"]
+
+MAX_HOPS = 100
+"""More ``Received:`` fields than this means a mail loop (RFC 5321 §6.3: "at least 100")."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-_:\[\]]")
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def count_received(message: bytes) -> int:
+    """How many ``Received:`` fields the message's header section holds.
+
+    Only field names at the start of a line count (a folded continuation
+    starts with white space), and only before the first empty line.
+    """
+    end = message.find(b"\r\n\r\n")
+    head = message if end < 0 else message[: end + 2]
+    return len(_RECEIVED.findall(head))
 
 
 def with_protocol(*, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:

@@ -27,6 +27,12 @@ address through domain aliases, aliases and catch-alls
    is ``451 4.3.0`` and nothing is kept: a crash or error stores both or
    neither, so a retried message is never duplicated.
 
+Before any of that, a message that already carries more than
+:data:`~mailwarden.delivery.headers.MAX_HOPS` ``Received:`` fields is refused
+with ``554 5.4.6``: it is going round in a loop (RFC 5321 §6.3), for instance
+between an alias here that forwards to a remote address and a forward there
+that points back.
+
 **Reports after 250** (:mod:`mailwarden.delivery.dsn`).  Mailboxes that fill
 up between RCPT and the end of DATA are left out by the store; when that
 leaves nobody, the reply is ``452 4.2.2`` and nothing is stored.  Otherwise
@@ -85,7 +91,13 @@ from mailwarden.delivery.dsn import (
     notify_requested,
     orcpt_for,
 )
-from mailwarden.delivery.headers import received_header, return_path_header, with_protocol
+from mailwarden.delivery.headers import (
+    MAX_HOPS,
+    count_received,
+    received_header,
+    return_path_header,
+    with_protocol,
+)
 from mailwarden.mail.address import Address
 from mailwarden.proto.smtp import Envelope, Recipient, Reply, postmaster_address
 from mailwarden.proto.smtp import replies as r
@@ -300,9 +312,14 @@ class Delivery:
 
         Returns:
             ``250`` once everything is committed; ``451 4.3.0`` if the store
-            failed (nothing kept); ``452 4.2.2`` if every mailbox filled up.
+            failed (nothing kept); ``452 4.2.2`` if every mailbox filled up;
+            ``554 5.4.6`` for a message in a mail loop (nothing kept).
         """
         qid = queue_id or new_queue_id()
+        hops = count_received(data)
+        if hops > MAX_HOPS:
+            log.warning("id=%s refused: %d Received: fields, a mail loop", qid, hops)
+            return r.R554_TOO_MANY_HOPS
         arrived = datetime.now(UTC)
         accounts = list(dict.fromkeys(a for d in decisions for a in d.accounts))
         external = list(dict.fromkeys(x for d in decisions for x in d.external))

@@ -16,10 +16,14 @@ outside world:
 * **MAIL FROM** on submission must be an address the account owns
   (``553 5.7.1``) and within the account's sending limits (``451 4.7.1``).
 * **RCPT TO** is decided by :class:`~mailwarden.delivery.inbound.Delivery`:
-  unknown ``550 5.1.1``, relaying ``550 5.7.1``, quota ``452 4.2.2``/``552 5.2.2``.
+  unknown ``550 5.1.1``, relaying ``550 5.7.1``, quota ``452 4.2.2``/``552 5.2.2``;
+  ``<Postmaster>`` and postmaster at any hosted domain reach the node's
+  postmaster (RFC 5321 §4.5.1).
 * **The message** is stored once by
   :meth:`~mailwarden.delivery.inbound.Delivery.deliver`; ``250`` is written
-  only after the commit, ``451 4.3.0`` if the store fails.  On submission the
+  only after the commit, ``451 4.3.0`` if the store fails, ``554 5.4.6`` for
+  a mail loop.  Recipients whose mailbox filled up after RCPT are reported to
+  the sender in a DSN (:mod:`mailwarden.delivery.dsn`).  On submission the
   ``From:`` header must be owned too.
 * **STARTTLS**: the core already dropped what it had received after the
   command; what the stream reader buffered but nobody read yet is dropped here

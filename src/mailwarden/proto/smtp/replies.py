@@ -66,6 +66,7 @@ __all__ = [
     "R553_NONASCII_ADDRESS",
     "R553_SENDER_NOT_OWNED",
     "R554_NO_VALID_RECIPIENTS",
+    "R554_TOO_MANY_HOPS",
     "R555_UNSUPPORTED_PARAM",
     "Reply",
     "SmtpError",
@@ -267,5 +268,7 @@ R553_NONASCII_ADDRESS = Reply.of(553, "5.6.7", "Non-ASCII addresses require the 
 R553_SENDER_NOT_OWNED = Reply.of(553, "5.7.1", "Sender address not owned by you")
 # RFC 2920 §3.1: DATA after every RCPT failed.
 R554_NO_VALID_RECIPIENTS = Reply.of(554, "5.5.1", "No valid recipients")
+# RFC 5321 §6.3 and RFC 3463 X.4.6: too many Received: fields, a mail loop.
+R554_TOO_MANY_HOPS = Reply.of(554, "5.4.6", "Too many hops, mail loop detected")
 # RFC 5321 §4.1.1.11: parameters not recognised.
 R555_UNSUPPORTED_PARAM = Reply.of(555, "5.5.4", "Unsupported parameter")
