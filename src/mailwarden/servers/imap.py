@@ -181,7 +181,12 @@ class _Served:
             self._held_slot = False
 
     async def flush(self) -> None:
-        await self.conn.send(self.session.data_to_send())
+        parts = self.session.data_to_send_parts()
+        if parts:
+            # one vectored write: message octets are not copied into one buffer
+            writer = self.conn.writer
+            writer.writelines(parts)
+            await writer.drain()
 
     def _timeout(self) -> float:
         cfg = self.handler.config

@@ -10,6 +10,8 @@ chunks, and writes the answers through the session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -17,11 +19,12 @@ from mailwarden.mail.facts import MessageFacts
 from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import (
     FetchMessage,
+    FetchNeeds,
     fast_fetch_lines,
     fetch_needs,
+    fetch_parts,
     flags_bytes,
     is_fast,
-    render_fetch,
     sets_seen,
 )
 from mailwarden.proto.imap.mailbox import MailboxView, Snapshot, snapshot
@@ -77,6 +80,7 @@ def reply_for(exc: StoreError) -> tuple[str, str, str | None]:
 
 Flush = Callable[[], Awaitable[None]]
 
+_Loaded = tuple[dict[int, MessageFacts], dict[int, bytes]]
 _CacheValue = tuple[int, int, Snapshot, dict[int, MessageEntry]]
 
 
@@ -307,39 +311,76 @@ class SelectedFolder:
             session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
             return
         needs = fetch_needs(items)
+        chunks = [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
         pending = 0
-        for start in range(0, len(pairs), _CHUNK):
-            chunk = pairs[start : start + _CHUNK]
-            uids = [u for _, u in chunk]
-            facts: dict[int, MessageFacts] = {}
-            if needs.facts:
-                facts = await self.store.get_facts(self.account, self.folder_id, uids)
-            raws: dict[int, bytes] = {}
-            if needs.raw:
-                raws = await self._read_many(uids)
-            out = []
-            for seq, uid in chunk:
-                ent = self.entry(uid)
-                if (
-                    ent is None
-                    or (needs.facts and uid not in facts)
-                    or (needs.raw and uid not in raws)
-                ):
-                    continue  # expunged meanwhile (RFC 2180 §4.1.2: nothing to say)
-                msg = FetchMessage(
-                    seq, uid, view.flags.get(uid, ent.flags), ent.internal_date, ent.size,
-                    view.modseqs.get(uid, ent.modseq), facts.get(uid), raws.get(uid),
-                )  # fmt: skip
-                out.append(
-                    render_fetch(msg, items, uid=cmd.uid, modseq=modseq, flags=uid in seen_now)
-                )
-            data = b"".join(out)
-            session.send(RawLines(data))
-            pending += len(data)
-            if pending >= _FLUSH_AT:
-                await flush()
-                pending = 0
+        # Load chunk k+1 while chunk k is rendered and written: the store works
+        # in its own threads, so reading overlaps the copying and the socket.
+        ahead: asyncio.Future[_Loaded] | None = None
+        try:
+            for k, chunk in enumerate(chunks):
+                loaded = await (ahead or self._load(chunk, needs.facts, needs.raw))
+                ahead = None
+                if k + 1 < len(chunks):
+                    ahead = asyncio.ensure_future(self._load(chunks[k + 1], needs.facts, needs.raw))
+                parts = self._render_chunk(chunk, loaded, cmd, seen_now, modseq, needs)
+                session.send(RawLines(tuple(parts)))
+                pending += sum(map(len, parts))
+                if pending >= _FLUSH_AT:
+                    await flush()
+                    pending = 0
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
         session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
+
+    async def _load(self, chunk: Sequence[tuple[int, int]], facts: bool, raw: bool) -> _Loaded:
+        """Facts and/or raw octets of a chunk of messages (two store calls at once)."""
+        uids = [u for _, u in chunk]
+        if facts and raw:
+            got_facts, got_raws = await asyncio.gather(
+                self.store.get_facts(self.account, self.folder_id, uids), self._read_many(uids)
+            )
+            return got_facts, got_raws
+        if facts:
+            return await self.store.get_facts(self.account, self.folder_id, uids), {}
+        return {}, await self._read_many(uids)
+
+    def _render_chunk(
+        self,
+        chunk: Sequence[tuple[int, int]],
+        loaded: _Loaded,
+        cmd: c.Fetch,
+        seen_now: set[int],
+        modseq: bool,
+        needs: FetchNeeds,
+    ) -> list[bytes]:
+        view = self.view
+        facts, raws = loaded
+        items = cmd.items
+        names = {i.name for i in items}
+        add_uid = cmd.uid and "UID" not in names
+        add_modseq = modseq and "MODSEQ" not in names
+        add_flags = "FLAGS" not in names
+        want_facts, want_raw = needs.facts, needs.raw
+        entries, own, vflags, vmodseqs = self.entries, self.own, view.flags, view.modseqs
+        out: list[bytes] = []
+        for seq, uid in chunk:
+            ent = own.get(uid) or entries.get(uid)
+            raw = raws.get(uid)
+            fact = facts.get(uid)
+            if ent is None or (want_facts and fact is None) or (want_raw and raw is None):
+                continue  # expunged meanwhile (RFC 2180 §4.1.2: nothing to say)
+            msg = FetchMessage(
+                seq, uid, vflags.get(uid, ent.flags), ent.internal_date, ent.size,
+                vmodseqs.get(uid, ent.modseq), fact, raw,
+            )  # fmt: skip
+            fetch_parts(
+                out, msg, items, uid=add_uid, modseq=add_modseq,
+                flags=add_flags and uid in seen_now,
+            )  # fmt: skip
+        return out
 
     async def _read_many(self, uids: Sequence[int]) -> dict[int, bytes]:
         """Raw octets of the UIDs that still exist, in one store call."""

@@ -24,13 +24,14 @@ from datetime import UTC, datetime
 from mailwarden.mail.facts import MessageFacts, part_for
 from mailwarden.mail.mime import decode_body
 from mailwarden.proto.imap import commands as c
-from mailwarden.proto.imap.responses import imap_date_time, literal
+from mailwarden.proto.imap.responses import imap_date_time
 
 __all__ = [
     "FetchMessage",
     "FetchNeeds",
     "fast_fetch_lines",
     "fetch_needs",
+    "fetch_parts",
     "flags_bytes",
     "is_fast",
     "render_fetch",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _WHOLE = c.Section()
+_SMALL = 1024  # pieces shorter than this are merged rather than kept apart
 _ENTRY_ITEMS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _FACT_ITEMS = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _FIELD_LINE = re.compile(rb"([^:\s]+)[ \t]*:")
@@ -52,9 +54,9 @@ class FetchNeeds:
     raw: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchMessage:
-    """One message as FETCH sees it.
+    """One message as FETCH sees it (not frozen: one is built per message in a hot loop).
 
     Attributes:
         seq: message sequence number in the session's view.
@@ -216,20 +218,70 @@ def render_fetch(
         modseq: add MODSEQ even if not asked (CONDSTORE, RFC 7162 §3.1.4.1).
         flags: add FLAGS even if not asked (the fetch set ``\\Seen``).
     """
-    out: list[bytes] = []
     names = {i.name for i in items}
-    if uid and "UID" not in names:
-        out.append(b"UID %d" % msg.uid)
+    out: list[bytes] = []
+    fetch_parts(
+        out,
+        msg,
+        items,
+        uid=uid and "UID" not in names,
+        modseq=modseq and "MODSEQ" not in names,
+        flags=flags and "FLAGS" not in names,
+    )
+    return b"".join(out)
+
+
+def fetch_parts(
+    out: list[bytes],
+    msg: FetchMessage,
+    items: Sequence[c.FetchAtt],
+    *,
+    uid: bool = False,
+    modseq: bool = False,
+    flags: bool = False,
+) -> None:
+    """Append the pieces of one ``* n FETCH (...)`` line to ``out``.
+
+    Like :func:`render_fetch`, but large message octets are appended as they
+    are rather than copied into a line, so that a caller rendering many
+    messages hands the pieces to a vectored write (full-body FETCH is mostly
+    copying, and each copy saved counts).  Small pieces are merged.  Unlike
+    :func:`render_fetch`, ``uid``/``modseq``/``flags`` add their item
+    unconditionally: the caller checks once per command that the client did
+    not ask for it already.
+    """
+    head = b"* %d FETCH (" % msg.seq
+    if out and len(out[-1]) < _SMALL:
+        head = out.pop() + head  # one piece instead of two small ones
+    sep = b""
+    if uid:
+        head += b"UID %d" % msg.uid
+        sep = b" "
     for item in items:
-        out.append(_item(msg, item))
-    if flags and "FLAGS" not in names:
-        out.append(b"FLAGS " + flags_bytes(msg.flags))
-    if modseq and "MODSEQ" not in names:
-        out.append(b"MODSEQ (%d)" % msg.modseq)
-    return b"* %d FETCH (" % msg.seq + b" ".join(out) + b")\r\n"
+        data = _item(msg, item)
+        if isinstance(data, bytes):
+            head += sep + data
+        elif len(data[1]) < _SMALL:
+            head += sep + data[0] + data[1]
+        else:
+            # (prefix, literal octets): keep the octets as their own piece
+            out.append(head + sep + data[0])
+            out.append(data[1])
+            head = b""
+        sep = b" "
+    if flags:
+        head += b" FLAGS " + flags_bytes(msg.flags)
+    if modseq:
+        head += b" MODSEQ (%d)" % msg.modseq
+    out.append(head + b")\r\n")
 
 
-def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
+def _lit(prefix: bytes, data: bytes) -> tuple[bytes, bytes]:
+    # RFC 3501 §4.3 literal, as (everything up to the octets, the octets)
+    return prefix + b"{%d}\r\n" % len(data), data
+
+
+def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes | tuple[bytes, bytes]:
     name = item.name
     if name == "UID":
         return b"UID %d" % msg.uid
@@ -244,7 +296,7 @@ def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
     if name == "RFC822" or (name == "BODY[]" and item.section == _WHOLE and item.partial is None):
         if msg.raw is None:
             raise ValueError(f"FETCH {name} needs the raw message")
-        return (b"RFC822 " if name == "RFC822" else b"BODY[] ") + literal(msg.raw)
+        return _lit(b"RFC822 " if name == "RFC822" else b"BODY[] ", msg.raw)
     facts = msg.facts
     if facts is None:
         raise ValueError(f"FETCH {name} needs the message facts")
@@ -258,9 +310,9 @@ def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
     if raw is None:
         raise ValueError(f"FETCH {name} needs the raw message")
     if name == "RFC822.HEADER":
-        return b"RFC822.HEADER " + literal(raw[: facts.header_end])
+        return _lit(b"RFC822.HEADER ", raw[: facts.header_end])
     if name == "RFC822.TEXT":
-        return b"RFC822.TEXT " + literal(raw[facts.header_end :])
+        return _lit(b"RFC822.TEXT ", raw[facts.header_end :])
     assert item.section is not None
     if name == "BINARY.SIZE":
         data = _binary(item.section, facts, raw)
@@ -271,14 +323,15 @@ def _item(msg: FetchMessage, item: c.FetchAtt) -> bytes:
         if data is None:
             return head + b" NIL"
         data, origin = _partial(data, item)
-        return head + origin + b" ~" + literal(data)
+        # RFC 3516 §4.2: literal8, so NUL octets may be sent as they are
+        return _lit(head + origin + b" ~", data)
     data = section_bytes(item.section, facts, raw)
     head = b"BODY" + _section_name(item)
     if data is None:
         # a part that does not exist reads as empty (as Dovecot does)
         data = b""
     data, origin = _partial(data, item)
-    return head + origin + b" " + literal(data)
+    return _lit(head + origin + b" ", data)
 
 
 _FAST = frozenset({"UID", "FLAGS", "RFC822.SIZE", "MODSEQ", "INTERNALDATE"})

@@ -70,9 +70,14 @@ class Untagged:
 
 @dataclass(frozen=True, slots=True)
 class RawLines:
-    """Complete untagged data lines, each ending in CRLF, rendered by the caller."""
+    """Complete untagged data lines, each ending in CRLF, rendered by the caller.
 
-    data: bytes
+    ``data`` may also be a tuple of pieces that together make the lines: the
+    session hands them to the shell as they are, so the octets of messages
+    reach the socket (a vectored write) without being copied into one buffer.
+    """
+
+    data: bytes | tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +112,7 @@ def render(resp: Response) -> bytes:
         case Untagged():
             return b"* " + resp.data + b"\r\n"
         case RawLines():
-            return resp.data
+            return resp.data if isinstance(resp.data, bytes) else b"".join(resp.data)
         case Continuation():
             if resp.data is not None:
                 return b"+ " + resp.data + b"\r\n"

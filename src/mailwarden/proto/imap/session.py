@@ -64,6 +64,7 @@ from mailwarden.proto.imap.lexer import parse_tag
 from mailwarden.proto.imap.parser import parse_command
 from mailwarden.proto.imap.responses import (
     Continuation,
+    RawLines,
     Response,
     Tagged,
     Untagged,
@@ -148,7 +149,7 @@ class ImapSession:
         self.bad_commands = 0
         self._framer = Framer(config.max_line, config.max_literal)
         self._mode = _Mode.COMMAND
-        self._out = bytearray()
+        self._out: list[bytes] = []  # pieces, joined once by data_to_send
         self._pending: _Pending | None = None
         self._sasl: tuple[str, SaslExchange] | None = None
         self._consumed = 0  # frames and lines taken (tells "no input" from "used input")
@@ -229,29 +230,43 @@ class ImapSession:
             if response.status == "BAD":
                 self._count_bad()
             return
+        if isinstance(response, RawLines) and not isinstance(response.data, bytes):
+            self._out.extend(response.data)
+            return
         if isinstance(response, UntaggedStatus) and response.status == "BYE":
             self._emit(render(response))
             self._close(response.text)
             return
         self._emit(render(response))
 
+    def data_to_send_parts(self) -> list[bytes]:
+        """Like :meth:`data_to_send`, as pieces for a vectored write (not joined).
+
+        Under COMPRESS the pieces are compressed first, so there is one.
+        """
+        if self._deflate is not None:
+            data = self.data_to_send()
+            return [data] if data else []
+        out, self._out = self._out, []
+        return out
+
     def data_to_send(self) -> bytes:
         """Octets to write now (compressed once COMPRESS is active)."""
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = bytes(self._out)
-        self._out.clear()
-        if self._deflate is not None:
-            if self._deflate_started:
-                data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-            else:
-                # the OK to COMPRESS itself goes out uncompressed (RFC 4978 §3)
-                head, rest = data[: self._deflate_at], data[self._deflate_at :]
-                self._deflate_started = True
-                if rest:
-                    rest = self._deflate.compress(rest) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-                data = head + rest
-        return data
+        self._out = []
+        if self._deflate is None:
+            return b"".join(out)
+        if self._deflate_started:
+            data = b"".join(out)
+            return self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        # the OK to COMPRESS itself goes out uncompressed (RFC 4978 §3)
+        head, rest = b"".join(out[: self._deflate_at]), b"".join(out[self._deflate_at :])
+        self._deflate_started = True
+        if rest:
+            rest = self._deflate.compress(rest) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        return head + rest
 
     def tls_established(self) -> None:
         """The shell finished the STARTTLS handshake: read commands again."""
@@ -325,7 +340,7 @@ class ImapSession:
         return NeedData()
 
     def _emit(self, data: bytes) -> None:
-        self._out += data
+        self._out.append(data)
 
     def _close(self, reason: str) -> None:
         self.state = State.LOGOUT
