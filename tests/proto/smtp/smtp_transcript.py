@@ -201,6 +201,8 @@ def _alice_owns() -> set[str]:
 
 def rcpt_reply(rcpt: Address, mode: Mode) -> r.Reply:
     """What the shared world answers to RCPT TO:<rcpt>."""
+    if rcpt.local.lower() == "postmaster" and rcpt.domain == HOSTNAME:
+        return r.R250_RCPT_OK  # the node's postmaster: postmaster@example.test
     if rcpt.domain != HOSTED:
         return r.R250_RCPT_OK if mode is Mode.SUBMISSION else r.R550_RELAY_DENIED
     local = rcpt.local.lower()
