@@ -129,6 +129,13 @@ def test_day_bars_and_monthly():
     assert by_day["2024-06-06"].css == "under_maintenance"
     assert by_day["2024-04-01"].uptime is None  # before the component existed
     assert by_day["2024-04-01"].css == "nodata"
+    # A day spent entirely in maintenance counts neither way, but is shown as maintenance.
+    (day,) = day_bars([Interval(S.OPERATIONAL, at(-24), at(0)),
+                       Interval(S.UNDER_MAINTENANCE, at(0), at(24)),
+                       Interval(S.OPERATIONAL, at(24), None)], at(36), days=3)[1:2]  # fmt: skip
+    assert (day.uptime, day.css, day.title) == (
+        None, "under_maintenance", "2024-06-01: under maintenance all day",
+    )  # fmt: skip
     # June so far: 9.5 days, minus 2 h maintenance; 30 min down.
     counted_hours = 9.5 * 24 - 2
     assert monthly_uptime(intervals, 2024, 6, now) == pytest.approx(1 - 0.5 / counted_hours)

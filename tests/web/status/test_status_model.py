@@ -116,3 +116,24 @@ def test_settings_from_mapping_reads_and_reports_every_problem():
     assert "status.colour" in message
     assert "min_notice" in message
     assert "relay.hst" in message
+
+
+def test_the_relay_must_be_independent_of_the_cluster():
+    probes = [{"cluster": "cluster-a", "host": "mail-a.example.net", "submission_port": 587}]
+    nodes = [{"url": "https://10.0.0.5:8080", "cluster": "cluster-a"}]
+    for relay, complaint in [
+        ({"host": "mail-a.example.net", "port": 587}, "is the submission service of cluster-a"),
+        ({"host": "mail-a.example.net", "port": 25}, "mail-a.example.net is a host of cluster-a"),
+        ({"host": "10.0.0.5", "port": 25}, "10.0.0.5 is a host of cluster-a"),
+    ]:
+        with pytest.raises(StatusError, match=complaint):
+            StatusSettings.from_mapping({"relay": relay, "probes": probes, "nodes": nodes})
+    ok = StatusSettings.from_mapping(
+        {"relay": {"host": "relay.example.org", "port": 587}, "probes": probes, "nodes": nodes}
+    )
+    assert ok.relay.host == "relay.example.org"
+    # One machine (a demo): loopback may be shared, the probed submission port may not.
+    local = [{"cluster": "cluster-a", "host": "127.0.0.1", "submission_port": 2587}]
+    assert StatusSettings.from_mapping({"probes": local}).relay.host == "127.0.0.1"
+    with pytest.raises(StatusError, match="submission service"):
+        StatusSettings.from_mapping({"probes": local, "relay": {"port": 2587}})

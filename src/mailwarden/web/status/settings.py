@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailwarden.web.status.model import StatusError, parse_length
 
@@ -268,6 +269,47 @@ class StatusSettings:
                 args[key] = int(value)
             else:
                 problems.append(f"status.{key}: unknown setting")
+        if not problems:
+            problems += relay_problems(
+                args.get("relay") or RelaySettings(), args.get("probes", ()), args.get("nodes", ())
+            )
         if problems:
             raise StatusError("; ".join(problems))
         return cls(**args)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def relay_problems(
+    relay: RelaySettings, probes: tuple[ProbeSettings, ...], nodes: tuple[NodeSettings, ...]
+) -> list[str]:
+    """Why ``relay`` is not independent of the cluster the page reports on, if it is not.
+
+    Notices must reach people while the cluster is down, so the relay may not be
+    one of the cluster's submission services, nor run on one of its hosts.  A
+    loopback host is allowed to share (everything on one machine: a demo or a
+    test), but never the very port the probes submit to.
+    """
+    problems = []
+    for probe in probes:
+        if (relay.host, relay.port) == (probe.host, probe.submission_port):
+            problems.append(
+                f"status.relay: {relay.host}:{relay.port} is the submission service of"
+                f" {probe.cluster}; notices need a relay independent of the cluster"
+            )
+    if not _is_loopback(relay.host):
+        hosts = {p.host: p.cluster for p in probes}
+        hosts.update({urlsplit(n.url).hostname or "": n.cluster or n.url for n in nodes})
+        if relay.host in hosts:
+            problems.append(
+                f"status.relay: {relay.host} is a host of {hosts[relay.host]}; notices need"
+                " a relay independent of the cluster"
+            )
+    return problems

@@ -12,7 +12,8 @@ one open).  For any span of time:
 
 ``uptime = 1 - downtime / counted time``; with nothing counted (a day spent
 entirely in maintenance, or before the component existed) the answer is
-``None`` and the bar is drawn grey.
+``None``: the bar of a day spent entirely in maintenance is drawn in the
+maintenance colour, one before the component existed grey.
 
 Days are UTC days.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from mailwarden.web.status.db import StatusDB
-from mailwarden.web.status.model import ComponentStatus, from_db, opt_from_db, worst
+from mailwarden.web.status.model import ComponentStatus, from_db, opt_from_db, to_db, worst
 
 DOWNTIME_WEIGHT = {
     ComponentStatus.MAJOR_OUTAGE: 1.0,
@@ -55,7 +56,7 @@ class DayBar:
     @property
     def css(self) -> str:
         """Class name for the bar colour."""
-        if self.uptime is None:
+        if self.uptime is None and self.worst is not ComponentStatus.UNDER_MAINTENANCE:
             return "nodata"
         return self.worst.value
 
@@ -63,6 +64,8 @@ class DayBar:
     def title(self) -> str:
         """Tooltip text."""
         if self.uptime is None:
+            if self.worst is ComponentStatus.UNDER_MAINTENANCE:
+                return f"{self.day.isoformat()}: under maintenance all day"
             return f"{self.day.isoformat()}: no data"
         if self.down_minutes:
             return (
@@ -136,7 +139,7 @@ def load_intervals(db: StatusDB, component_id: int, since: datetime) -> list[Int
     rows = db.all(
         "SELECT status, started_at, ended_at FROM status_intervals"
         " WHERE component_id = ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at",
-        (component_id, since.isoformat()),
+        (component_id, to_db(since)),
     )
     return [
         Interval(ComponentStatus(r["status"]), from_db(r["started_at"]), opt_from_db(r["ended_at"]))
