@@ -262,6 +262,38 @@ async def test_alias_with_a_full_member_is_expanded_not_failed(world) -> None:  
     assert b"bob@" not in raw.split(b"\r\n\r\n", 1)[1].split(b"Received:")[0]
 
 
+async def test_expanded_alias_passes_no_success_request_on(world) -> None:  # type: ignore[no-untyped-def]
+    store, _ = world
+    await store.add_alias("list@example.test", ["alice@example.test", "x@remote.example"])
+    await store.add_alias("only@example.test", ["y@remote.example"])
+    delivery = Delivery(store, "mx.example.test")
+    success = RcptParams(notify=(Notify.SUCCESS,))
+    both = RcptParams(notify=(Notify.SUCCESS, Notify.FAILURE))
+    rcpts = (
+        Recipient(Address("list", "example.test"), success),
+        Recipient(Address("only", "example.test"), both),
+    )
+    decisions = [
+        await delivery.check_recipient(rc.address, relay_allowed=False, size=None) for rc in rcpts
+    ]
+    reply = await delivery.deliver(
+        envelope("s@example.org", *rcpts), BODY, decisions, peer_ip="192.0.2.1"
+    )
+    assert reply == r.R250_DATA_OK
+    forward, report = sorted(await store.list_queue(), key=lambda q: q.mail_from == "")
+    assert json.loads(forward.dsn)["recipients"] == {
+        # The list was reported "expanded"; its remote member reports only failure.
+        "x@remote.example": {"notify": ["NEVER"], "orcpt": "rfc822;list@example.test"},
+        # A one-target forward passes the request on unchanged.
+        "y@remote.example": {"notify": ["SUCCESS", "FAILURE"], "orcpt": "rfc822;only@example.test"},
+    }
+    _, raw = await store.get_queued(report.id)
+    _, blocks, _ = report_parts(raw)
+    assert [(b["Final-Recipient"], b["Action"]) for b in blocks[1:]] == [
+        ("rfc822;list@example.test", "expanded")
+    ]
+
+
 async def test_report_to_a_full_local_sender_is_dropped_quietly(world) -> None:  # type: ignore[no-untyped-def]
     store, accounts = world
     delivery = Delivery(store, "mx.example.test")

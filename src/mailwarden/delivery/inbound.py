@@ -156,19 +156,24 @@ def dsn_json(envelope: Envelope, decisions: Sequence[RecipientDecision] | None =
     p = envelope.params
     rcpts: dict[str, dict[str, object]] = {}
 
-    def params(rc: Recipient, orcpt: str | None) -> dict[str, object]:
-        notify = rc.params.notify
-        return {"notify": [n.value for n in notify] if notify else None, "orcpt": orcpt}
+    def params(rc: Recipient, orcpt: str | None, expanded: bool = False) -> dict[str, object]:
+        notify = [n.value for n in rc.params.notify] if rc.params.notify else None
+        if expanded and notify and "SUCCESS" in notify:
+            # The sender hears "expanded" from us; the targets report only
+            # trouble (RFC 3461 §6.2.7.3).
+            notify = [n for n in notify if n != "SUCCESS"] or ["NEVER"]
+        return {"notify": notify, "orcpt": orcpt}
 
     if decisions is None or len(decisions) != len(envelope.recipients):
         for rc in envelope.recipients:
             rcpts[str(rc.address)] = params(rc, rc.params.orcpt)
     else:
         for rc, decision in zip(envelope.recipients, decisions, strict=True):
+            expanded = len(decision.accounts) + len(decision.external) > 1
             for target in decision.external:
                 forwarded = target != str(rc.address)
                 orcpt = rc.params.orcpt or (orcpt_for(rc.address) if forwarded else None)
-                rcpts.setdefault(target, params(rc, orcpt))
+                rcpts.setdefault(target, params(rc, orcpt, expanded))
     return json.dumps(
         {
             "ret": p.ret.value if p.ret else None,
