@@ -68,11 +68,13 @@ async def test_automatic_transitions_reminders_and_drain(service, clock, drain, 
     (window,) = schedule(service, clock)
     start = window.planned_start
     kinds = []
+    leads = []
 
     async def tick_at(moment):
         clock.set(moment)
         report = await service.tick()
         kinds.extend(e.kind for e in report.events)
+        leads.extend(e.lead for e in report.events if e.kind is K.REMINDER)
         return report
 
     await tick_at(start - timedelta(days=2))
@@ -83,6 +85,7 @@ async def test_automatic_transitions_reminders_and_drain(service, clock, drain, 
     assert kinds == [K.REMINDER]  # once per lead time
     await tick_at(start - timedelta(minutes=59))
     assert kinds == [K.REMINDER, K.REMINDER]
+    assert leads == [timedelta(hours=24), timedelta(minutes=60)]
     assert drain.calls == []
 
     report = await tick_at(start + timedelta(seconds=30))

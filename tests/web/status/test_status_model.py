@@ -137,3 +137,27 @@ def test_the_relay_must_be_independent_of_the_cluster():
     assert StatusSettings.from_mapping({"probes": local}).relay.host == "127.0.0.1"
     with pytest.raises(StatusError, match="submission service"):
         StatusSettings.from_mapping({"probes": local, "relay": {"port": 2587}})
+
+
+def test_the_status_package_sees_the_cluster_only_from_outside():
+    """It may run on another host: nothing of the mail node (store, auth, servers)
+    is imported, only the status package itself and third-party libraries."""
+    import ast
+    from pathlib import Path
+
+    import mailwarden.web.status.app as status_app
+
+    package = Path(status_app.__file__).parent
+    modules = sorted(package.glob("*.py"))
+    assert len(modules) >= 15
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.startswith("mailwarden"):
+                    assert name.startswith("mailwarden.web.status"), (module.name, name)

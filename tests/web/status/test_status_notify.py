@@ -174,6 +174,8 @@ async def test_maintenance_events_reach_subscribers(service, clock, sender):
     service.schedule_maintenance(
         "op", "Storage", start, start + timedelta(hours=2), components=["cluster-a-imap"]
     )
+    clock.set(start - timedelta(hours=24))
+    await service.tick()
     clock.set(start - timedelta(hours=1))
     await service.tick()
     clock.set(start)
@@ -184,7 +186,8 @@ async def test_maintenance_events_reach_subscribers(service, clock, sender):
     assert subjects == [
         "Confirm your subscription to Example Status",
         "[Example Status] Scheduled maintenance: Storage",
-        "[Example Status] Reminder: maintenance starts soon: Storage",
+        "[Example Status] Reminder: maintenance starts in 24 hours: Storage",
+        "[Example Status] Reminder: maintenance starts in 1 hour: Storage",
         "[Example Status] Maintenance in progress: Storage",
         "[Example Status] Maintenance completed: Storage",
     ]

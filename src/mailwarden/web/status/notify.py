@@ -38,7 +38,7 @@ import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
@@ -51,6 +51,7 @@ from mailwarden.web.status.model import (
     Clock,
     NotFound,
     StatusError,
+    duration_words,
     format_posted,
     from_db,
     opt_from_db,
@@ -133,6 +134,14 @@ class UrllibPoster:
             raise TemporaryFailure(f"HTTP {exc.code}") from None
         except OSError as exc:
             raise TemporaryFailure(str(exc)) from None
+
+
+def _lead_words(lead: timedelta) -> str:
+    """``24 hours``, ``1 hour``, ``30 minutes``, ``3 days``: how people say a reminder's lead."""
+    hours, rest = divmod(int(lead.total_seconds()), 3600)
+    if 1 <= hours <= 48 and not rest:
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return duration_words(lead)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -471,7 +480,11 @@ class Notifier:
         keys = {c.key for c in window.components}
         heading = {
             MaintenanceEventKind.SCHEDULED: "Scheduled maintenance",
-            MaintenanceEventKind.REMINDER: "Reminder: maintenance starts soon",
+            MaintenanceEventKind.REMINDER: (
+                f"Reminder: maintenance starts in {_lead_words(event.lead)}"
+                if event.lead
+                else "Reminder: maintenance starts soon"
+            ),
             MaintenanceEventKind.STARTED: "Maintenance in progress",
             MaintenanceEventKind.VERIFYING: "Maintenance: verifying",
             MaintenanceEventKind.COMPLETED: "Maintenance completed",
