@@ -95,3 +95,13 @@ def test_status_options_live_in_the_one_file(tmp_path: Path) -> None:
         load_config(path, env={})
     text = "\n".join(info.value.problems)
     assert "status.bogus: unknown setting" in text and "min_notice" in text
+
+
+def test_postmaster_is_an_address(tmp_path: Path) -> None:
+    path = tmp_path / "mw.toml"
+    path.write_text('[smtp]\npostmaster = "hostmaster@example.net"\n')
+    assert str(load_config(path, env={}).postmaster) == "hostmaster@example.net"
+    assert load_config(env={}).postmaster is None
+    path.write_text('[smtp]\npostmaster = "not an address"\n')
+    with pytest.raises(ConfigError, match="smtp.postmaster"):
+        load_config(path, env={})

@@ -28,7 +28,10 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailwarden.mail.address import Address
 
 __all__ = [
     "AuthConfig",
@@ -148,6 +151,11 @@ class SmtpConfig:
     command_timeout: int = setting(300, "Seconds to wait for a command (RFC 5321: 5 min).", min=1)
     data_timeout: int = setting(600, "Seconds to wait for a block of DATA (RFC: 3 min+).", min=1)
     max_connections_per_ip: int = setting(20, "Concurrent connections from one address.", min=1)
+    postmaster: str = setting(
+        "",
+        "Address for <Postmaster> and for postmaster@ any hosted domain without its own."
+        " Empty: postmaster@hostname if hosted, else the first hosted domain's postmaster.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +258,13 @@ class Config:
         return Path(self.tls.key_file) if self.tls.key_file else self.data_path / "tls/key.pem"
 
     @property
+    def postmaster(self) -> Address | None:
+        """The configured postmaster address, if any (validated at load)."""
+        from mailwarden.mail.address import Address
+
+        return Address.parse(self.smtp.postmaster) if self.smtp.postmaster else None
+
+    @property
     def status_db_path(self) -> Path:
         """The status page's database file."""
         return (
@@ -303,6 +318,13 @@ def load_config(
     config = _build(Config, raw, "", problems)
     if isinstance(config, Config) and config.status.options:
         problems += _status_problems(config.status.options)
+    if isinstance(config, Config) and config.smtp.postmaster:
+        from mailwarden.mail.address import Address, AddressError
+
+        try:
+            Address.parse(config.smtp.postmaster)
+        except AddressError as exc:
+            problems.append(f"smtp.postmaster: {exc}")
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, Config)

@@ -360,7 +360,7 @@ def make_listeners(
         per-address limiter and one set of sending counters.
     """
     draining = is_draining or ctx.is_draining
-    delivery = Delivery(ctx.store, ctx.hostname)
+    delivery = Delivery(ctx.store, ctx.hostname, postmaster=config.postmaster)
     listeners = []
     smtp, sub = config.smtp, config.submission
     if smtp.enabled:

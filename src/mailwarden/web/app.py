@@ -47,7 +47,7 @@ def webmail_deps(node: Node) -> WebmailDeps:
         prefs=SqlitePrefs(node.config.data_path / "webmail.db"),
         submitter=DeliverySubmitter(
             node.store,
-            Delivery(node.store, node.config.hostname),
+            Delivery(node.store, node.config.hostname, postmaster=node.config.postmaster),
             node.context.sending_limits
             or SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
             max_recipients=sub.max_recipients,
