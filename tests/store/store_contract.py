@@ -153,7 +153,9 @@ async def test_recipient_resolution(store: Store) -> None:
     async def resolve(addr: str):
         return await store.resolve_recipient(Address.parse(addr))
 
-    assert (await resolve("team@example.test")).accounts == (demo.id, bob.id)
+    team = await resolve("team@example.test")
+    assert team.accounts == (demo.id, bob.id)
+    assert [q.used_messages for q in team.quotas] in ([], [0, 0])
     assert (await resolve("ext@example.test")).external == ("someone@remote.test",)
     assert (await resolve("loop1@example.test")).accounts == (bob.id,)
     unknown = await resolve("nobody@example.test")

@@ -262,8 +262,10 @@ class Delivery:
             return RecipientDecision(r.R550_NO_SUCH_USER)
         fitting = []
         never_fits = bool(resolution.accounts)
-        for account in resolution.accounts:
-            usage = await self.store.quota(account)
+        quotas = resolution.quotas or tuple(
+            [await self.store.quota(account) for account in resolution.accounts]
+        )
+        for account, usage in zip(resolution.accounts, quotas, strict=True):
             if usage.allows(size or 1):
                 fitting.append(account)
             if not (size and usage.limit_bytes and size > usage.limit_bytes):

@@ -224,11 +224,14 @@ class Resolution:
         hosted: the recipient's domain is ours (else accepting it would be relaying).
         accounts: local accounts that receive it (empty: unknown recipient).
         external: addresses outside our domains that an alias forwards to.
+        quotas: each account's storage use, read in the same look-up (may be
+            empty from a backend that does not provide it).
     """
 
     hosted: bool
     accounts: tuple[AccountId, ...] = ()
     external: tuple[str, ...] = ()
+    quotas: tuple[QuotaUsage, ...] = ()  # of ``accounts``, in order, read with them
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from mailwarden.store.base import (
     DomainNotEmpty,
     NotFound,
     QueuedMessage,
+    QuotaUsage,
     Resolution,
 )
 from mailwarden.store.sqlite_db import Effects
@@ -340,7 +341,17 @@ def resolve_recipient(conn: sqlite3.Connection, address: Address) -> Resolution:
     accounts: dict[AccountId, None] = {}
     external: dict[str, None] = {}
     _expand(conn, address, 0, accounts, external, set())
-    return Resolution(True, tuple(accounts), tuple(external))
+    quotas = tuple(
+        QuotaUsage(
+            *conn.execute(
+                "SELECT used_bytes, quota_bytes, used_messages, quota_messages FROM accounts"
+                " WHERE id = ?",
+                (account,),
+            ).fetchone()
+        )
+        for account in accounts
+    )
+    return Resolution(True, tuple(accounts), tuple(external), quotas)
 
 
 def _expand(
