@@ -144,6 +144,10 @@ def tree(root: int) -> list[int]:
 
 async def serve_mailwarden(directory: Path) -> None:
     """Child process: the store, the auth service and the IMAP and POP3 listeners."""
+    import logging
+
+    # One warning per refused connection would make the log the bottleneck.
+    logging.basicConfig(level=logging.ERROR)
     sys.path.insert(0, str(ROOT / "src"))
     from dataclasses import replace
 
@@ -276,8 +280,19 @@ def start_dovecot(directory: Path, stored: list[str]) -> Server:
     conf.write_text(
         DOVECOT_CONF.format(dir=directory, uid=nobody.pw_uid, gid=nobody.pw_gid, **ports)
     )
-    subprocess.run([dovecot, "-c", str(conf)], check=True)
-    pid = int((directory / "run" / "master.pid").read_text())
+    # Dovecot daemonises: keep it off our stdout, or a pipe reading us never ends.
+    subprocess.run(
+        [dovecot, "-c", str(conf)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_file = directory / "run" / "master.pid"
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
     for port in ports.values():
         wait_for_port(port)
 
@@ -378,7 +393,7 @@ async def attacker(
             greeting = await conn.line()
             if any(t in greeting for t in TEMPORARY) or b"BYE" in greeting[:8]:
                 tally.refused_connections += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # back off, or the load generator is the bottleneck
                 continue
             while time.monotonic() < stop:
                 target = rng.randrange(ACCOUNTS)
@@ -633,6 +648,7 @@ def main() -> None:
                         f" known {summary(tally, 'known')} | new {summary(tally, 'new')} |"
                         f" {tally.attempts / args.seconds:8.0f}/s | {tally.sheds:6d} |"
                         f" {tally.refused_connections:6d} | {cpu:4.2f}"
+                        f" | load {Path('/proc/loadavg').read_text().split()[0]}"
                         + (f" | ATTACKER GOT IN {tally.accepted}x" if tally.accepted else ""),
                         flush=True,
                     )
