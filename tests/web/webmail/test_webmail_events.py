@@ -69,6 +69,8 @@ async def test_new_mail_is_pushed(world: World) -> None:
     await asyncio.wait_for(task, 10)
     session = next(iter(world.deps.sessions._by_key.values()))  # type: ignore[attr-defined]
     assert session.streams == 0
+    # The stream's subscription is gone; the folder cache keeps its own one.
+    world.deps.folder_cache.close()
     assert not world.store.changes._subs
 
 

@@ -28,7 +28,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -49,7 +48,9 @@ from mailwarden.store.base import (
     SpecialUse,
     Store,
 )
-from mailwarden.web.webmail.i18n import _
+from mailwarden.web.webmail.i18n import _, template_gettext, template_ngettext
+from mailwarden.web.webmail.listing import format_date, iso_date, size_text
+from mailwarden.web.webmail.navcache import FolderCache
 from mailwarden.web.webmail.prefs import Prefs, PrefsStore
 from mailwarden.web.webmail.send import Submitter
 from mailwarden.web.webmail.sessions import Session, SessionStore
@@ -116,9 +117,11 @@ class WebmailDeps:
     clock: Callable[[], float] = time.time
     max_upload: int = 25 * 1024 * 1024
     templates: jinja2.Environment = field(init=False)
+    folder_cache: FolderCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.templates = make_templates()
+        self.folder_cache = FolderCache(self.store)
 
 
 class SecurityHeaders:
@@ -148,36 +151,12 @@ class SecurityHeaders:
 # --- templates -----------------------------------------------------------------
 
 
-def _datetime(value: int | None, style: str = "short") -> str:
-    if value is None:
-        return ""
-    when = datetime.fromtimestamp(value, UTC)
-    if style == "long":
-        return when.strftime("%a, %d %b %Y %H:%M UTC")
-    now = datetime.now(UTC)
-    if when.date() == now.date():
-        return when.strftime("%H:%M")
-    if when.year == now.year:
-        return when.strftime("%d %b")
-    return when.strftime("%d %b %Y")
-
-
-def _iso(value: int | None) -> str:
-    return "" if value is None else datetime.fromtimestamp(value, UTC).isoformat()
-
-
-def _size(value: int) -> str:
-    if value < 1024:
-        return f"{value} B"
-    if value < 1024 * 1024:
-        return f"{value / 1024:.0f} KB"
-    return f"{value / 1024 / 1024:.1f} MB"
-
-
 def make_templates() -> jinja2.Environment:
     """The Jinja2 environment: autoescaping always on, texts marked for translation."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mailwarden.web.webmail", "templates"),
+        # Templates ship with the code: no file-system check on every render.
+        auto_reload=False,
         autoescape=True,
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
@@ -187,9 +166,10 @@ def make_templates() -> jinja2.Environment:
     # Texts go through gettext; a catalogue can be installed here per request
     # language once translations exist (``env.install_gettext_translations``).
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    env.filters["datetime"] = _datetime
-    env.filters["iso"] = _iso
-    env.filters["size"] = _size
+    env.globals.update(_=template_gettext, gettext=template_gettext, ngettext=template_ngettext)
+    env.filters["datetime"] = format_date
+    env.filters["iso"] = iso_date
+    env.filters["size"] = size_text
     env.globals["static_version"] = _static_version()
     return env
 
@@ -262,9 +242,9 @@ class Ctx:
     _folders: list[Folder] | None = None
 
     async def folders(self) -> list[Folder]:
-        """The account's folders (read once per request)."""
+        """The account's folders (read once per request, through the folder cache)."""
         if self._folders is None:
-            self._folders = await self.deps.store.list_folders(self.account.id)
+            self._folders = await self.deps.folder_cache.folders(self.account.id)
         return self._folders
 
     async def folder(self, folder_id: int) -> Folder:
@@ -291,14 +271,8 @@ class Ctx:
 
 async def folder_infos(ctx: Ctx) -> list[FolderInfo]:
     """Every folder with its message and unread counts, INBOX and special ones first."""
-    store = ctx.deps.store
-    out: list[FolderInfo] = []
-    for folder in await ctx.folders():
-        try:
-            status = await store.folder_status(ctx.account.id, folder.name)
-        except NotFound:
-            continue
-        out.append(FolderInfo(folder, status.messages, status.unseen))
+    statuses = await ctx.deps.folder_cache.statuses(ctx.account.id)
+    out = [FolderInfo(s.folder, s.messages, s.unseen) for s in statuses]
     order = {"inbox": 0, "drafts": 1, "sent": 2, "archive": 3, "junk": 4, "trash": 5}
     out.sort(key=lambda f: (order.get(f.role, 9), f.folder.name.lower()))
     return out

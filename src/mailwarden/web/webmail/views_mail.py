@@ -26,7 +26,7 @@ import logging
 import re
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,6 +36,7 @@ from starlette.routing import Route
 from mailwarden.mail.facts import MessageFacts
 from mailwarden.store.base import (
     FlagMode,
+    FlagUpdate,
     Folder,
     FolderExists,
     MessageSummary,
@@ -44,6 +45,7 @@ from mailwarden.store.base import (
 )
 from mailwarden.web.webmail.core import (
     Ctx,
+    FolderInfo,
     check_csrf,
     folder_infos,
     redirect,
@@ -52,6 +54,7 @@ from mailwarden.web.webmail.core import (
     safe_next,
 )
 from mailwarden.web.webmail.i18n import _, ngettext
+from mailwarden.web.webmail.listing import Row, group_threads, render_rows
 from mailwarden.web.webmail.prefs import Prefs
 from mailwarden.web.webmail.reading import (
     MessageView,
@@ -80,69 +83,12 @@ STREAM_SECONDS = 1800
 HEARTBEAT_SECONDS = 25.0
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of the message list."""
-
-    summary: MessageSummary
-    thread_count: int = 1
-
-    @property
-    def uid(self) -> int:
-        """The message's UID."""
-        return self.summary.entry.uid
-
-    @property
-    def unread(self) -> bool:
-        """Not yet \\Seen."""
-        return "\\Seen" not in self.summary.entry.flags
-
-    @property
-    def flagged(self) -> bool:
-        """\\Flagged."""
-        return "\\Flagged" in self.summary.entry.flags
-
-    @property
-    def answered(self) -> bool:
-        """\\Answered."""
-        return "\\Answered" in self.summary.entry.flags
-
-    @property
-    def sender(self) -> str:
-        """The name (or address) of the sender."""
-        return self.summary.from_name or self.summary.from_addr or _("(unknown sender)")
-
-    @property
-    def recipients(self) -> str:
-        """The To addresses, for Sent and Drafts."""
-        return ", ".join(self.summary.to) or _("(no recipients)")
-
-    @property
-    def when(self) -> int:
-        """The sent date, or arrival when the message has none."""
-        s = self.summary
-        return s.date if s.date is not None else s.entry.internal_date
-
-
 def _int(value: str | None, default: int, low: int = 0, high: int = 10**9) -> int:
     try:
         number = int(value) if value is not None else default
     except ValueError:
         return default
     return min(max(number, low), high)
-
-
-def _group(summaries: list[MessageSummary]) -> list[Row]:
-    rows: list[Row] = []
-    index: dict[str, int] = {}
-    for s in summaries:
-        at = index.get(s.thread_key)
-        if at is None:
-            index[s.thread_key] = len(rows)
-            rows.append(Row(s))
-        else:
-            rows[at] = Row(rows[at].summary, rows[at].thread_count + 1)
-    return rows
 
 
 async def mail_home(request: Request) -> Response:
@@ -176,9 +122,11 @@ async def folder_page(request: Request) -> Response:
         offset=(page - 1) * size,
         limit=size,
     )
-    rows = _group(summaries) if threads else [Row(s) for s in summaries]
+    rows = group_threads(summaries) if threads else [Row(s) for s in summaries]
     pages = max(1, (total + size - 1) // size)
     nav = await folder_infos(ctx)
+    outgoing = folder.special_use in (SpecialUse.SENT, SpecialUse.DRAFTS)
+    back = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
     return render(
         ctx,
         request,
@@ -194,8 +142,15 @@ async def folder_page(request: Request) -> Response:
         descending=descending,
         sorts=SORTS,
         threads=threads,
-        outgoing=folder.special_use in (SpecialUse.SENT, SpecialUse.DRAFTS),
-        back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        outgoing=outgoing,
+        back=back,
+        rows_html=render_rows(
+            rows,
+            folder.id,
+            outgoing=outgoing,
+            drafts=folder.special_use is SpecialUse.DRAFTS,
+            back=back,
+        ),
     )
 
 
@@ -225,12 +180,42 @@ async def message_page(request: Request) -> Response:
         return ctx
     folder = await ctx.folder(request.path_params["fid"])
     uid: int = request.path_params["uid"]
-    raw, facts = await _load(ctx, folder, uid)
-    view = view_of(raw, facts)
     store = ctx.deps.store
-    update = await store.store_flags(ctx.account.id, folder.id, [uid], ["\\Seen"], FlagMode.ADD)
-    entries = (*update.updated, *update.unchanged)
-    flags = entries[0].flags if entries else frozenset()
+    (raw, facts), entries = await asyncio.gather(
+        _load(ctx, folder, uid), store.get_entries(ctx.account.id, folder.id, [uid])
+    )
+    if not entries:
+        raise HTTPException(404)
+    flags = entries[0].flags
+    nav = await folder_infos(ctx)
+    marking: asyncio.Future[FlagUpdate] | None = None
+    if "\\Seen" not in flags:
+        # Mark it read while the page renders; the response waits for the
+        # commit, so the next page sees it.  The counts read just before are
+        # shown as they will be.
+        marking = asyncio.ensure_future(
+            store.store_flags(ctx.account.id, folder.id, [uid], ["\\Seen"], FlagMode.ADD)
+        )
+        flags = flags | {"\\Seen"}
+        nav = [replace(f, unseen=max(0, f.unseen - 1)) if f.id == folder.id else f for f in nav]
+    try:
+        return await _message_response(ctx, request, folder, uid, raw, facts, flags, nav)
+    finally:
+        if marking is not None:
+            await marking
+
+
+async def _message_response(
+    ctx: Ctx,
+    request: Request,
+    folder: Folder,
+    uid: int,
+    raw: bytes,
+    facts: MessageFacts,
+    flags: frozenset[str],
+    nav: list[FolderInfo],
+) -> Response:
+    view = view_of(raw, facts)
     allow = _remote_allowed(request, ctx.prefs, view)
     html_mode = bool(view.html_section) and (
         ctx.prefs.prefer_html or not view.text_section or request.query_params.get("html") == "1"
@@ -249,7 +234,6 @@ async def message_page(request: Request) -> Response:
     conversation: list[MessageSummary] = []
     if ctx.prefs.threads:
         conversation = await _conversation(ctx, folder, uid)
-    nav = await folder_infos(ctx)
     query = "?images=1" if allow else ""
     return render(
         ctx,
