@@ -107,6 +107,8 @@ def test_state_applies_changes_and_reports_revocations() -> None:
         )
     )
     assert revoked == [7]
+    # An account never seen before whose epoch rose was revoked too.
+    assert state.apply(Changes(seq=7, flags=[AccountFlags(8, epoch=1)])) == [8]
     assert state.bans.match(ip("192.0.2.1"), 1.0) is None
     assert state.allowed(ip("10.2.3.4")) is None
     assert state.lock(7) is None and state.epoch(7) == 1

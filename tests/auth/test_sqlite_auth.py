@@ -116,3 +116,22 @@ async def test_known_clients_survive_a_restart(world: World, make_state) -> None
     await second.start()
     outcome = await second.verify(USERS[0], PASSWORD, peer("192.0.2.77"))
     assert isinstance(outcome, Accepted) and outcome.lane is Lane.KNOWN
+
+
+async def test_revoke_from_the_tools_ends_the_nodes_sessions(world: World, make_state) -> None:
+    auth = world.auth(state=await make_state())
+    await auth.start()
+    account = await world.account()
+    ok = await auth.verify(USERS[0], PASSWORD, peer("192.0.2.1"))
+    assert isinstance(ok, Accepted)
+    ended: list[int] = []
+    auth.open_session(account, peer("192.0.2.1"), lambda: ended.append(account.id))
+    tools: SqliteAuthState = await make_state()
+    try:
+        assert await tools.bump_epoch(account.id) == 1
+        await auth.refresh()
+    finally:
+        await tools.close()
+    assert ended == [account.id]
+    again = await auth.verify(USERS[0], PASSWORD, peer("192.0.2.1"))
+    assert isinstance(again, Accepted) and again.lane is Lane.UNKNOWN and not again.cached

@@ -252,12 +252,14 @@ class AuthAdmin:
         offender: dict[str, int] = {}
         for data in await self.status():
             for kind, rows in data.get("top", {}).items():
+                if kind == "accounts":
+                    continue
                 for key, count in rows:
-                    if key == str(address) or (
-                        "/" in key
-                        and parse_network(key).version == address.version
-                        and address in parse_network(key)
-                    ):
+                    try:
+                        covered = parse_network(key)
+                    except ValueError:
+                        continue
+                    if covered.version == address.version and address in covered:
                         offender[f"{kind} {key}"] = offender.get(f"{kind} {key}", 0) + count
         return {
             "address": str(address),

@@ -42,7 +42,7 @@ class AuthState:
         revoked: list[int] = []
         for flags in changes.flags:
             before = self.flags.get(flags.account_id)
-            if before is not None and flags.epoch > before.epoch:
+            if flags.epoch > (0 if before is None else before.epoch):
                 revoked.append(flags.account_id)
             self.flags[flags.account_id] = flags
         for app in changes.app_passwords:
