@@ -52,7 +52,6 @@ class AuthPolicy:
             before it loses its lane until they leave the window.
         device_token_ttl: lifetime of a signed device token.
         success_cache_ttl: how long a successful login spares the next one a hash.
-        success_cache_size: entries kept in the success cache (oldest dropped).
         failure_cache_ttl: how long a failed (account, password) pair is answered
             without hashing again (the phone with an old password).
         known_reserve: verification slots the unknown lane may not take.
@@ -88,7 +87,6 @@ class AuthPolicy:
     known_failures: int = 5
     device_token_ttl: float = 90 * 86400.0
     success_cache_ttl: float = 12 * 3600.0
-    success_cache_size: int = 100_000
     failure_cache_ttl: float = 900.0
     known_reserve: int = 8
     source_pending: int = 4
