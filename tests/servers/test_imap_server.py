@@ -211,3 +211,103 @@ async def test_autologout_before_login(tmp_path: Path) -> None:
             assert await c.eof()
         finally:
             await c.close()
+
+
+async def _logged_in(node: ImapNode, n: int) -> list[Client]:
+    clients = [await Client.connect(node.port) for _ in range(n)]
+    for c in clients:
+        await c.login()
+    return clients
+
+
+async def test_recent_goes_to_one_session(tmp_path: Path) -> None:
+    # RFC 3501 §2.3.2: the first read-write session told about new mail gets
+    # \Recent; another selected session hears EXISTS only, EXAMINE sees none left
+    async with imap_node(tmp_path) as node:
+        a, b, c = await _logged_in(node, 3)
+        try:
+            await a.command(b"SELECT INBOX")
+            await b.command(b"SELECT INBOX")
+            await node.deliver(b"Subject: new\r\n\r\nnew\r\n")
+            noop = await a.command(b"NOOP")
+            assert noop[:2] == [b"* 4 EXISTS", b"* 1 RECENT"], noop
+            noop = await b.command(b"NOOP")
+            assert noop == [b"* 4 EXISTS", b"t OK NOOP completed"], noop
+            assert (await a.command(b"FETCH 4 FLAGS"))[0] == b"* 4 FETCH (FLAGS (\\Recent))"
+            assert (await b.command(b"FETCH 4 FLAGS"))[0] == b"* 4 FETCH (FLAGS ())"
+            assert b"* 0 RECENT" in await c.command(b"EXAMINE INBOX")
+            status = await c.command(b"STATUS INBOX (RECENT)")
+            assert status[0] == b'* STATUS "INBOX" (RECENT 0)'
+        finally:
+            for cl in (a, b, c):
+                await cl.close()
+
+
+async def test_rev2_unsolicited_fetch_has_uid(tmp_path: Path) -> None:
+    # RFC 9051 §7.5.2 / Appendix E: every unsolicited FETCH carries the UID
+    async with imap_node(tmp_path) as node:
+        a, b = await _logged_in(node, 2)
+        try:
+            await a.command(b"ENABLE IMAP4rev2")
+            await a.command(b"SELECT INBOX")
+            await b.command(b"SELECT INBOX")
+            await b.command(b"STORE 2 +FLAGS.SILENT (\\Flagged)")
+            noop = await a.command(b"NOOP")
+            assert noop[0] == b"* 2 FETCH (UID 2 FLAGS (\\Flagged))", noop
+            await b.command(b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+            await b.command(b"EXPUNGE")
+            assert (await a.command(b"NOOP"))[0] == b"* 1 EXPUNGE"
+        finally:
+            await a.close()
+            await b.close()
+
+
+def _code(lines: list[bytes], name: bytes) -> bytes:
+    m = re.search(rb"\[" + name + rb" (\d+)\]", b"\n".join(lines))
+    assert m is not None, lines
+    return m.group(1)
+
+
+async def _qresync_select(node: ImapNode, params: bytes) -> list[bytes]:
+    (c,) = await _logged_in(node, 1)
+    try:
+        await c.command(b"ENABLE QRESYNC")
+        return await c.command(b"SELECT INBOX (QRESYNC (" + params + b"))")
+    finally:
+        await c.close()
+
+
+async def test_qresync_sequence_match_data(tmp_path: Path) -> None:
+    # RFC 7162 §3.2.5.2: up to the first (number, UID) pair that no longer
+    # holds, the client knows every expunge; VANISHED (EARLIER) starts above it
+    async with imap_node(tmp_path) as node:
+        await node.deliver(b"Subject: four\r\n\r\n4\r\n")
+        await node.deliver(b"Subject: five\r\n\r\n5\r\n")
+        (a,) = await _logged_in(node, 1)
+        try:
+            await a.command(b"ENABLE QRESYNC")
+            sel = await a.command(b"SELECT INBOX")
+            uv, ms = (_code(sel, name) for name in (b"UIDVALIDITY", b"HIGHESTMODSEQ"))
+            await a.command(b"UID STORE 1,4 +FLAGS.SILENT (\\Deleted)")
+            await a.command(b"EXPUNGE")
+            await a.command(b"UID STORE 5 +FLAGS.SILENT (\\Flagged)")
+        finally:
+            await a.close()
+        base = uv + b" " + ms
+        # no match data: every expunge since the modseq, every change
+        got = await _qresync_select(node, base)
+        assert b"* VANISHED (EARLIER) 1,4" in got
+        assert b"* 3 FETCH (UID 5 FLAGS (\\Flagged) MODSEQ (" in b"\n".join(got)
+        # known UIDs 1:3: VANISHED and FETCH only about those
+        got = await _qresync_select(node, base + b" 1:3")
+        assert b"* VANISHED (EARLIER) 1" in got
+        assert not any(b"FETCH" in line for line in got)
+        # both pairs still hold (now 2,3,5 are messages 1,2,3): nothing to say
+        got = await _qresync_select(node, base + b" 1:5 (2,3 3,5)")
+        assert not any(b"VANISHED" in line for line in got)
+        # the second pair fails: expunges above UID 3 only
+        got = await _qresync_select(node, base + b" 1:5 (2,3 3,4)")
+        assert b"* VANISHED (EARLIER) 4" in got
+        # the first pair fails: everything
+        got = await _qresync_select(node, base + b" 1:5 (1 1)")
+        assert b"* VANISHED (EARLIER) 1,4" in got

@@ -46,7 +46,8 @@ from mailwarden.proto.imap.responses import (
 )
 from mailwarden.proto.imap.session import ImapSession
 from mailwarden.servers.context import ServerContext
-from mailwarden.servers.imap_mailbox import SelectedFolder, SnapshotCache, reply_for
+from mailwarden.servers.imap_mailbox import SelectedFolder, SnapshotCache, folder_list, reply_for
+from mailwarden.servers.imap_recent import RecentTracker
 from mailwarden.servers.listener import (
     Connection,
     ConnectionLimiter,
@@ -55,6 +56,7 @@ from mailwarden.servers.listener import (
 )
 from mailwarden.store.base import (
     AccountId,
+    Folder,
     SpecialUse,
     StoreError,
     Subscription,
@@ -105,6 +107,7 @@ class ImapHandler:
         users: UserLimiter,
         trust_loopback: bool = True,
         snapshots: SnapshotCache | None = None,
+        recent: RecentTracker | None = None,
     ) -> None:
         """Make a handler.
 
@@ -117,6 +120,7 @@ class ImapHandler:
                 embedded default); turn off when a local proxy forwards remote
                 clients over loopback.
             snapshots: folder snapshots shared by the sessions of the node.
+            recent: the node's ``\\Recent`` boundaries (shared likewise).
         """
         self.name = "imaps" if implicit_tls else "imap"
         self.ctx = ctx
@@ -125,6 +129,7 @@ class ImapHandler:
         self.users = users
         self.trust_loopback = trust_loopback
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
+        self.recent = recent if recent is not None else RecentTracker()
 
     def busy_reply(self) -> bytes:
         return b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
@@ -354,11 +359,7 @@ class _Served:
     # --- mailboxes --------------------------------------------------------------------
 
     async def _folders(self, account: AccountId) -> list[ListFolder]:
-        folders = await self.store.list_folders(account)
-        return [
-            ListFolder(f.name, str(f.special_use) if f.special_use else None, f.subscribed)
-            for f in folders
-        ]
+        return await folder_list(self.store, account)
 
     async def _select(self, cmd: c.Select | c.Examine, account: AccountId) -> None:
         if self.selected is not None:
@@ -366,7 +367,7 @@ class _Served:
             self.selected = None
             self.session.send(UntaggedStatus("OK", "Previous mailbox closed", "CLOSED"))
         sel = await SelectedFolder.open(
-            self.store, account, cmd, self.session, self.handler.snapshots
+            self.store, account, cmd, self.session, self.handler.snapshots, self.handler.recent
         )
         self.selected = sel
         self._drain_changes()
@@ -406,9 +407,12 @@ class _Served:
 
     async def _status(self, account: AccountId, name: str, items: tuple[str, ...]) -> bytes:
         st = await self.store.folder_status(account, name)
+        recent = 0
+        if "RECENT" in items:
+            recent = await self._recent_count(account, st.folder)
         values = {
             "MESSAGES": st.messages,
-            "RECENT": 0,
+            "RECENT": recent,
             "UIDNEXT": st.folder.uidnext,
             "UIDVALIDITY": st.folder.uidvalidity,
             "UNSEEN": st.unseen,
@@ -419,6 +423,23 @@ class _Served:
         }
         picked = [(k, values[k]) for k in _STATUS_ORDER if k in items]
         return status_line(st.folder.name, picked, utf8=self.session.utf8)
+
+    async def _recent_count(self, account: AccountId, folder: Folder) -> int:
+        """STATUS RECENT (RFC 3501 §6.3.10): messages above the folder's recent boundary.
+
+        Read-only (STATUS takes nothing away); only entries added since the
+        boundary was set are read (see :mod:`mailwarden.servers.imap_recent`).
+        """
+        if self.session.rev2:
+            return 0  # RFC 9051 has no \Recent
+        top = folder.uidnext - 1
+        b = self.handler.recent.boundary(
+            account, folder.id, folder.uidvalidity, top, folder.highestmodseq
+        )
+        if top <= b.uid:
+            return 0
+        changed, _ = await self.store.changes_since(account, folder.id, b.modseq)
+        return sum(1 for e in changed if e.uid > b.uid)
 
     async def _append(self, cmd: c.Append, account: AccountId) -> None:
         if not cmd.message:
@@ -560,13 +581,15 @@ def make_listeners(
     limiter = ConnectionLimiter(imap.max_connections_per_ip)
     users = UserLimiter(imap.max_connections_per_user)
     draining = is_draining or ctx.is_draining
-    snaps = SnapshotCache()
+    snaps, recent = SnapshotCache(), RecentTracker()  # shared by both listeners
     plain = ImapHandler(
-        ctx, imap, implicit_tls=False, users=users, trust_loopback=trust_loopback, snapshots=snaps
-    )
+        ctx, imap, implicit_tls=False, users=users, trust_loopback=trust_loopback,
+        snapshots=snaps, recent=recent,
+    )  # fmt: skip
     tls = ImapHandler(
-        ctx, imap, implicit_tls=True, users=users, trust_loopback=trust_loopback, snapshots=snaps
-    )
+        ctx, imap, implicit_tls=True, users=users, trust_loopback=trust_loopback,
+        snapshots=snaps, recent=recent,
+    )  # fmt: skip
     return [
         Listener(plain, config.listen, imap.port, limiter=limiter, is_draining=draining),
         Listener(

@@ -11,6 +11,7 @@ chunks, and writes the answers through the session.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import (
     FetchMessage,
     FetchNeeds,
+    UnknownCte,
     fast_fetch_lines,
     fetch_needs,
     fetch_parts,
@@ -27,6 +29,7 @@ from mailwarden.proto.imap.fetch import (
     is_fast,
     sets_seen,
 )
+from mailwarden.proto.imap.listing import ListFolder, select_list_line
 from mailwarden.proto.imap.mailbox import MailboxView, Snapshot, snapshot
 from mailwarden.proto.imap.responses import (
     RawLines,
@@ -35,9 +38,9 @@ from mailwarden.proto.imap.responses import (
     UntaggedStatus,
     compact_set,
 )
-from mailwarden.proto.imap.search import SearchMessage, esearch_response, matches, search_needs
 from mailwarden.proto.imap.session import ImapSession
-from mailwarden.proto.imap.sortthread import SortMessage, render_threads, sort_numbers, thread
+from mailwarden.servers import imap_search
+from mailwarden.servers.imap_recent import RecentTracker
 from mailwarden.store.base import (
     AccountId,
     FlagMode,
@@ -53,12 +56,12 @@ from mailwarden.store.base import (
     StoreUnavailable,
 )
 
-__all__ = ["SelectedFolder", "SnapshotCache", "reply_for"]
+__all__ = ["SelectedFolder", "SnapshotCache", "folder_list", "reply_for"]
 
 _CHUNK = 256  # messages loaded per store round trip
 _FLUSH_AT = 1 << 20  # write out FETCH answers every megabyte
 _SYSTEM_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-_CHARSETS = ("UTF-8", "US-ASCII")
+_RECENT = frozenset({"\\Recent"})
 
 
 def reply_for(exc: StoreError) -> tuple[str, str, str | None]:
@@ -79,6 +82,16 @@ def reply_for(exc: StoreError) -> tuple[str, str, str | None]:
 
 
 Flush = Callable[[], Awaitable[None]]
+
+
+async def folder_list(store: MailStore, account: AccountId) -> list[ListFolder]:
+    """The account's folders as LIST sees them."""
+    folders = await store.list_folders(account)
+    return [
+        ListFolder(f.name, str(f.special_use) if f.special_use else None, f.subscribed)
+        for f in folders
+    ]
+
 
 _Loaded = tuple[dict[int, MessageFacts], dict[int, bytes]]
 _CacheValue = tuple[int, int, Snapshot, dict[int, MessageEntry]]
@@ -129,6 +142,7 @@ class SelectedFolder:
         folder_id: FolderId,
         view: MailboxView,
         entries: dict[int, MessageEntry],
+        recent: RecentTracker | None = None,
     ) -> None:
         self.store = store
         self.account = account
@@ -137,6 +151,8 @@ class SelectedFolder:
         self.entries = entries  # shared with other sessions: never changed here
         self.own: dict[int, MessageEntry] = {}  # this session's newer entries
         self.dirty = False
+        self.recent = recent  # None: this session shows no \Recent (EXAMINE keeps it)
+        self.saved: list[int] = []  # SEARCHRES "$" as UIDs, ascending (RFC 5182 §2.1)
 
     def entry(self, uid: int) -> MessageEntry | None:
         found = self.own.get(uid)
@@ -150,58 +166,99 @@ class SelectedFolder:
         cmd: c.Select | c.Examine,
         session: ImapSession,
         cache: SnapshotCache,
+        recent: RecentTracker | None = None,
     ) -> SelectedFolder:
-        """Load a folder and send the SELECT/EXAMINE untagged data (RFC 3501 §6.3.1).
+        """Load a folder and send the SELECT/EXAMINE untagged data.
+
+        RFC 3501 §6.3.1 for IMAP4rev1 sessions (with ``* n RECENT`` and the
+        first unseen message); RFC 9051 §6.3.2 once IMAP4rev2 is enabled (no
+        RECENT or UNSEEN, a LIST response for the mailbox instead).
+
+        Args:
+            recent: the node's recent boundaries; None shows no ``\\Recent``.
 
         Raises:
             NotFound: no such folder.
         """
         folder = await store.get_folder(account, cmd.mailbox)
         snap, entries = await cache.load(store, account, folder)
-        view = MailboxView.shared(
-            folder.uidvalidity, snap, folder.highestmodseq, isinstance(cmd, c.Examine)
-        )
-        sel = cls(store, account, folder.id, view, entries)
-        out = [
+        readonly = isinstance(cmd, c.Examine)
+        view = MailboxView.shared(folder.uidvalidity, snap, folder.highestmodseq, readonly)
+        rev2 = session.rev2
+        sel = cls(store, account, folder.id, view, entries, None if rev2 else recent)
+        view.recent = set(sel._recent_from(0, folder.highestmodseq))
+        flags = [
             b"* FLAGS " + _SYSTEM_FLAGS + b"\r\n",
             b"* OK [PERMANENTFLAGS "
-            + (b"()" if view.readonly else _SYSTEM_FLAGS[:-1] + b" \\*)")
+            + (b"()" if readonly else _SYSTEM_FLAGS[:-1] + b" \\*)")
             + b"] Flags permitted\r\n",
-            b"* %d EXISTS\r\n" % view.exists,
-            b"* 0 RECENT\r\n",
         ]
-        first_unseen = next(
-            (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags[u]), None
-        )
-        if first_unseen is not None:
-            out.append(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
+        out = [b"* %d EXISTS\r\n" % view.exists]
+        if rev2:
+            out += flags
+            folders = await folder_list(store, account)
+            out.append(b"* " + select_list_line(folders, folder.name, utf8=True) + b"\r\n")
+        else:
+            out = flags + out
+            out.append(b"* %d RECENT\r\n" % len(view.recent))
+            first_unseen = next(
+                (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags[u]), None
+            )
+            if first_unseen is not None:
+                out.append(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
         out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
         out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
         # RFC 7162 §3.1.2.1: HIGHESTMODSEQ in every successful SELECT/EXAMINE
         out.append(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % folder.highestmodseq)
         session.send(RawLines(b"".join(out)))
         q = cmd.qresync
-        if q is not None and session.qresync and q.uidvalidity == folder.uidvalidity:
+        if q is not None and q.uidvalidity == folder.uidvalidity:
             session.send(RawLines(await sel._qresync(q)))
         return sel
 
+    def _recent_from(self, old_max: int, modseq: int) -> list[int]:
+        """The UIDs above ``old_max`` that are recent for this session (claimed if read-write).
+
+        RFC 3501 §2.3.2: a message is recent for the first read-write session
+        told about it; EXAMINE sees the flag without taking it (§6.3.2).
+        """
+        tracker, view = self.recent, self.view
+        if tracker is None:
+            return []
+        args = (self.account, self.folder_id, view.uidvalidity, view.max_uid, modseq)
+        above = tracker.boundary(*args).uid if view.readonly else tracker.claim(*args)
+        start = max(above, old_max)
+        return view.uids[bisect.bisect_right(view.uids, start) :]
+
     async def _qresync(self, q: c.QresyncParams) -> bytes:
-        # RFC 7162 §3.2.5.2: what vanished and what changed since the client's modseq
+        """RFC 7162 §3.2.5.2: what vanished and what changed since the client's modseq."""
         changed, expunged = await self.store.changes_since(self.account, self.folder_id, q.modseq)
         view = self.view
         known = q.known_uids
+        top = view.max_uid
+        # The message sequence match data: pairs (number, UID) the client
+        # believes in.  Up to the first pair that no longer holds, the client
+        # knows of every expunge, so VANISHED (EARLIER) starts above that UID.
+        known_upto = 0
+        if q.seq_match is not None:
+            seqs, uids = q.seq_match
+            for n, u in zip(seqs.iter_numbers(0), uids.iter_numbers(0), strict=False):
+                if n > view.exists or view.uids[n - 1] != u:
+                    break
+                known_upto = u
         vanished = sorted(
-            u for u in expunged if known is None or known.contains(u, view.max_uid or u)
+            u for u in expunged if u > known_upto and (known is None or known.contains(u, top or u))
         )
         out = []
         if vanished:
             out.append(b"* VANISHED (EARLIER) " + compact_set(vanished) + b"\r\n")
         for e in sorted(changed, key=lambda e: e.uid):
             seq = view.seq_of(e.uid)
-            if seq is not None:
+            if seq is not None and (known is None or known.contains(e.uid, top)):
+                flags = view.shown_flags(e.uid, view.flags[e.uid])
                 out.append(
                     b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n"
-                    % (seq, e.uid, flags_bytes(view.flags[e.uid]), view.modseqs[e.uid])
+                    % (seq, e.uid, flags_bytes(flags), view.modseqs[e.uid])
                 )
         return b"".join(out)
 
@@ -211,7 +268,12 @@ class SelectedFolder:
         if not self.dirty:
             if allow_expunge and view.pending_expunge:
                 return view.update(
-                    [], [], allow_expunge=True, condstore=session.condstore, qresync=session.qresync
+                    [],
+                    [],
+                    allow_expunge=True,
+                    condstore=session.condstore,
+                    qresync=session.qresync,
+                    with_uid=session.rev2,
                 )
             return b""
         self.dirty = False
@@ -222,6 +284,7 @@ class SelectedFolder:
             if e.uid in view.flags or e.uid > view.max_uid:
                 self.own[e.uid] = e
         top = max((e.modseq for e in changed), default=view.highestmodseq)
+        old_max = view.max_uid
         out = view.update(
             changed,
             expunged,
@@ -229,10 +292,14 @@ class SelectedFolder:
             condstore=session.condstore,
             qresync=session.qresync,
             modseq=top,
+            with_uid=session.rev2,
         )
         for uid in expunged:
             if uid not in view.flags:
                 self.own.pop(uid, None)
+        if view.max_uid > old_max:
+            # RFC 3501 §7.3.2: RECENT follows the EXISTS that announced them
+            out += view.add_recent(self._recent_from(old_max, top))
         return out
 
     # --- commands ----------------------------------------------------------------
@@ -245,11 +312,11 @@ class SelectedFolder:
             case c.Store():
                 await self.store_flags(cmd, session)
             case c.Search():
-                await self.search(cmd, session)
+                await imap_search.search(self, cmd, session)
             case c.Sort():
-                await self.sort(cmd, session)
+                await imap_search.sort(self, cmd, session)
             case c.Thread():
-                await self.thread(cmd, session)
+                await imap_search.thread_command(self, cmd, session)
             case c.Copy() | c.Move():
                 await self.copy(cmd, session)
             case c.Expunge():
@@ -257,10 +324,32 @@ class SelectedFolder:
             case _:
                 session.send(Tagged(cmd.tag, "BAD", "Unexpected command"))
 
+    def select(self, seqs: c.SequenceSet, uid: bool) -> list[tuple[int, int]] | None:
+        """The ``(seq, uid)`` pairs a set names (see :meth:`MailboxView.select`).
+
+        ``$`` (SEARCHRES, RFC 5182 §2.1) names the saved messages that are
+        still there, by UID whatever the command.
+        """
+        view = self.view
+        if not seqs.saved:
+            return view.select(seqs, uid)
+        pairs = []
+        for u in self.saved:
+            seq = view.seq_of(u)
+            if seq is not None and u not in view.pending_expunge:
+                pairs.append((seq, u))
+        return pairs
+
+    def saved_set(self) -> c.SequenceSet:
+        """``$`` as a UID set of the saved messages still there."""
+        view = self.view
+        uids = [u for u in self.saved if u in view.flags and u not in view.pending_expunge]
+        return c.SequenceSet(tuple((u, u) for u in uids))
+
     def _pairs(
         self, cmd: c.Fetch | c.Store | c.Copy | c.Move, session: ImapSession
     ) -> list[tuple[int, int]] | None:
-        pairs = self.view.select(cmd.set, cmd.uid)
+        pairs = self.select(cmd.set, cmd.uid)
         if pairs is None:
             session.send(Tagged(cmd.tag, "BAD", "Message sequence number out of range"))
         return pairs
@@ -292,6 +381,7 @@ class SelectedFolder:
                     self.own[e.uid] = e
                     seen_now.add(e.uid)
         modseq = cmd.changedsince is not None
+        recent = view.recent
         if is_fast(items):
             rows = []
             for seq, uid in pairs:
@@ -299,6 +389,8 @@ class SelectedFolder:
                 if ent is None:
                     continue
                 flags = view.flags.get(uid, ent.flags)
+                if recent and uid in recent:
+                    flags = flags | _RECENT
                 ms = view.modseqs.get(uid, ent.modseq)
                 rows.append((seq, uid, flags, ent.size, ms, ent.internal_date))
                 if len(rows) >= 8192:
@@ -322,7 +414,13 @@ class SelectedFolder:
                 ahead = None
                 if k + 1 < len(chunks):
                     ahead = asyncio.ensure_future(self._load(chunks[k + 1], needs.facts, needs.raw))
-                parts = self._render_chunk(chunk, loaded, cmd, seen_now, modseq, needs)
+                try:
+                    parts = self._render_chunk(chunk, loaded, cmd, seen_now, modseq, needs)
+                except UnknownCte:
+                    # RFC 3516 §4.2: a transfer encoding we cannot undo for BINARY
+                    text = "Unknown Content-Transfer-Encoding"
+                    session.send(Tagged(cmd.tag, "NO", text, "UNKNOWN-CTE"))
+                    return
                 session.send(RawLines(tuple(parts)))
                 pending += sum(map(len, parts))
                 if pending >= _FLUSH_AT:
@@ -365,6 +463,7 @@ class SelectedFolder:
         add_flags = "FLAGS" not in names
         want_facts, want_raw = needs.facts, needs.raw
         entries, own, vflags, vmodseqs = self.entries, self.own, view.flags, view.modseqs
+        recent = view.recent
         out: list[bytes] = []
         for seq, uid in chunk:
             ent = own.get(uid) or entries.get(uid)
@@ -372,8 +471,11 @@ class SelectedFolder:
             fact = facts.get(uid)
             if ent is None or (want_facts and fact is None) or (want_raw and raw is None):
                 continue  # expunged meanwhile (RFC 2180 §4.1.2: nothing to say)
+            flags = vflags.get(uid, ent.flags)
+            if recent and uid in recent:
+                flags = flags | _RECENT
             msg = FetchMessage(
-                seq, uid, vflags.get(uid, ent.flags), ent.internal_date, ent.size,
+                seq, uid, flags, ent.internal_date, ent.size,
                 vmodseqs.get(uid, ent.modseq), fact, raw,
             )  # fmt: skip
             fetch_parts(
@@ -422,104 +524,6 @@ class SelectedFolder:
             return
         session.send(Tagged(cmd.tag, "OK", "STORE completed"))
 
-    async def _matching(self, key: c.SearchKey) -> list[SearchMessage]:
-        view = self.view
-        needs = search_needs(key)
-        max_seq, max_uid = view.exists, view.max_uid
-        found: list[SearchMessage] = []
-        uids = list(view.uids)
-        for start in range(0, len(uids), 512):
-            chunk = uids[start : start + 512]
-            facts: dict[int, MessageFacts] = {}
-            if needs.facts or needs.header:
-                facts = await self.store.get_facts(self.account, self.folder_id, chunk)
-            raws: dict[int, bytes] = {}
-            if needs.header:
-                raws = await self._read_many(chunk)
-            for i, uid in enumerate(chunk, start + 1):
-                e = self.entry(uid)
-                if e is None:
-                    continue
-                f = facts.get(uid)
-                raw = raws.get(uid)
-                header = raw[: f.header_end] if raw is not None and f is not None else None
-                msg = SearchMessage(
-                    i, uid, view.flags.get(uid, e.flags), e.internal_date, e.size,
-                    view.modseqs.get(uid, e.modseq), f, header,
-                )  # fmt: skip
-                if (needs.facts and f is None) or (needs.header and header is None):
-                    continue
-                if matches(key, msg, max_seq, max_uid):
-                    msg.header = None  # keep memory down
-                    found.append(msg)
-        return found
-
-    def _charset_ok(self, tag: str, charset: str | None, session: ImapSession) -> bool:
-        if charset is None or charset in _CHARSETS:
-            return True
-        # RFC 3501 §6.4.4: BADCHARSET lists what we support
-        session.send(Tagged(tag, "NO", "Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)"))
-        return False
-
-    async def search(self, cmd: c.Search, session: ImapSession) -> None:
-        if not self._charset_ok(cmd.tag, cmd.charset, session):
-            return
-        if cmd.criteria == c.SearchAnd((c.SearchSet(False, c.SequenceSet((), saved=True)),)) or (
-            cmd.return_opts is not None and "SAVE" in cmd.return_opts
-        ):
-            session.send(Tagged(cmd.tag, "BAD", "SEARCHRES is not supported"))
-            return
-        found = await self._matching(cmd.criteria)
-        nums = [m.uid if cmd.uid else m.seq for m in found]
-        modseq = None
-        if _uses_modseq(cmd.criteria):
-            modseq = max((m.modseq for m in found), default=0)
-        if cmd.return_opts is None:
-            line = b"SEARCH" + b"".join(b" %d" % n for n in nums)
-            if modseq and nums:
-                line += b" (MODSEQ %d)" % modseq
-            session.send(Untagged(line))
-        else:
-            session.send(
-                Untagged(esearch_response(cmd.tag, cmd.uid, cmd.return_opts, nums, modseq))
-            )
-        session.send(Tagged(cmd.tag, "OK", "SEARCH completed"))
-
-    async def _sort_messages(self, key: c.SearchAnd, uid: bool) -> list[SortMessage]:
-        found = await self._matching(key)
-        facts: dict[int, MessageFacts] = {}
-        uids = [m.uid for m in found]
-        for start in range(0, len(uids), 512):
-            facts.update(
-                await self.store.get_facts(self.account, self.folder_id, uids[start : start + 512])
-            )
-        return [
-            SortMessage(m.uid if uid else m.seq, m.seq, m.internal_date, m.size, facts[m.uid])
-            for m in found
-            if m.uid in facts
-        ]
-
-    async def sort(self, cmd: c.Sort, session: ImapSession) -> None:
-        if cmd.return_opts is not None:
-            session.send(Tagged(cmd.tag, "BAD", "ESORT is not supported"))
-            return
-        if not self._charset_ok(cmd.tag, cmd.charset, session):
-            return
-        msgs = await self._sort_messages(cmd.search, cmd.uid)
-        nums = sort_numbers(msgs, cmd.criteria)
-        session.send(Untagged(b"SORT" + b"".join(b" %d" % n for n in nums)))
-        session.send(Tagged(cmd.tag, "OK", "SORT completed"))
-
-    async def thread(self, cmd: c.Thread, session: ImapSession) -> None:
-        if cmd.algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
-            session.send(Tagged(cmd.tag, "BAD", f"Unknown threading algorithm {cmd.algorithm}"))
-            return
-        if not self._charset_ok(cmd.tag, cmd.charset, session):
-            return
-        msgs = await self._sort_messages(cmd.search, cmd.uid)
-        session.send(Untagged(render_threads(thread(msgs, cmd.algorithm))))
-        session.send(Tagged(cmd.tag, "OK", "THREAD completed"))
-
     async def copy(self, cmd: c.Copy | c.Move, session: ImapSession) -> None:
         view = self.view
         move = isinstance(cmd, c.Move)
@@ -564,7 +568,7 @@ class SelectedFolder:
             return
         only: list[int] | None = None
         if cmd.uids is not None:
-            only = [u for _, u in view.select(cmd.uids, True) or []]
+            only = [u for _, u in self.select(cmd.uids, True) or []]
             if not only:
                 session.send(Tagged(cmd.tag, "OK", "EXPUNGE completed"))
                 return
@@ -573,17 +577,3 @@ class SelectedFolder:
         for uid in gone:
             self.own.pop(uid, None)
         session.send(Tagged(cmd.tag, "OK", "EXPUNGE completed"))
-
-
-def _uses_modseq(key: c.SearchKey) -> bool:
-    match key:
-        case c.SearchModseq():
-            return True
-        case c.SearchNot(key=inner):
-            return _uses_modseq(inner)
-        case c.SearchOr(left=a, right=b):
-            return _uses_modseq(a) or _uses_modseq(b)
-        case c.SearchAnd(keys=keys):
-            return any(_uses_modseq(k) for k in keys)
-        case _:
-            return False

@@ -5,19 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import pytest
+
 from mailwarden.mail.facts import compute_facts
 from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import (
     FetchMessage,
+    UnknownCte,
     fast_fetch_lines,
     fetch_needs,
+    fetch_parts,
     render_fetch,
     section_bytes,
     sets_seen,
 )
 from mailwarden.proto.imap.mailbox import MailboxView
 from mailwarden.proto.imap.parser import parse_command
-from mailwarden.proto.imap.search import SearchMessage, esearch_response, matches, search_needs
+from mailwarden.proto.imap.search import (
+    SearchMessage,
+    esearch_response,
+    matches,
+    ordered_set,
+    prefilter,
+    search_needs,
+)
 from mailwarden.proto.imap.sortthread import (
     SortMessage,
     base_subject,
@@ -174,3 +185,66 @@ def test_mailbox_view_rules() -> None:
     assert view.uids == [1, 4, 5]
     assert view.expunge_now([1, 5], qresync=True) == b"* VANISHED 1,5\r\n"
     assert view.uids == [4]
+
+
+def test_mailbox_view_recent() -> None:
+    view = MailboxView(7, [E(1, frozenset(), 1), E(2, frozenset({"\\Seen"}), 2)], 2, False)
+    assert view.add_recent([2, 9]) == b"* 1 RECENT\r\n"  # 9 is not in the view
+    assert view.add_recent([2]) == b""  # the count did not change
+    assert view.shown_flags(2, frozenset({"\\Seen"})) == {"\\Seen", "\\Recent"}
+    assert view.shown_flags(1, frozenset()) == frozenset()
+    out = view.update([E(2, frozenset(), 3)], [], allow_expunge=True, condstore=False,
+                      qresync=False, with_uid=True)  # fmt: skip
+    assert out == b"* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n"
+    assert view.expunge_now([2], qresync=False) == b"* 2 EXPUNGE\r\n"
+    assert view.recent == set()
+
+
+def test_search_prefilter_and_recent() -> None:
+    f = compute_facts(MULTI)
+    msg = SearchMessage(3, 7, frozenset({"\\Seen", "\\Recent"}), 1704276000, 100, 5)
+
+    def pre(text: bytes) -> bool | None:
+        cmd = parse_command(b"a SEARCH " + text)
+        assert isinstance(cmd, c.Search)
+        return prefilter(cmd.criteria, msg, 10, 20)
+
+    assert pre(b"1:2 TEXT x") is False  # decided without loading anything
+    assert pre(b"3 SEEN") is True
+    assert pre(b"3 TEXT x") is None
+    assert pre(b"OR 3 TEXT x") is True
+    assert pre(b"OR 4 TEXT x") is None
+    assert pre(b"OR 4 LARGER 500") is False
+    assert pre(b"NOT TEXT x") is None
+    assert pre(b"NOT 1:2") is True
+    assert pre(b"RECENT NOT NEW") is True  # \Recent and \Seen: not NEW
+    full = SearchMessage(3, 7, msg.flags, 1704276000, 100, 5, f, MULTI[: f.header_end])
+    cmd = parse_command(b'a SEARCH CHARSET UTF-8 TEXT "J\xc3\xb6rg"')
+    assert isinstance(cmd, c.Search)
+    assert matches(cmd.criteria, full, 10, 20)  # only in an encoded word of From
+    assert not matches(parse_command(b"a SEARCH OLD").criteria, full, 10, 20)  # type: ignore[union-attr]
+
+
+def test_esort_keeps_the_order() -> None:
+    assert ordered_set([5, 2, 3, 4, 1, 7]) == b"5,2:4,1,7"
+    assert ordered_set([]) == b""
+    line = esearch_response("t", True, ("MIN", "MAX", "ALL", "SAVE"), [9, 3, 4], ordered=True)
+    assert line == b'ESEARCH (TAG "t") UID MIN 9 MAX 4 ALL 9,3:4'
+    assert esearch_response("t", False, ("SAVE",), [1, 2]) == b'ESEARCH (TAG "t") ALL 1:2'
+
+
+def test_binary_and_fetch_pieces() -> None:
+    raw = MULTI.replace(b"base64", b"x-uuencode")
+    f = compute_facts(raw)
+    msg = FetchMessage(1, 7, frozenset(), 1704276000, len(raw), 5, f, raw)
+    with pytest.raises(UnknownCte):
+        render_fetch(msg, fetch(b"BINARY[3]").items)
+    assert b"BINARY[1] ~{" in render_fetch(msg, fetch(b"BINARY[1]").items)
+    big = FetchMessage(2, 8, frozenset(), 1704276000, 5000, 5, None, b"y" * 5000)
+    out: list[bytes] = []
+    fetch_parts(out, msg, fetch(b"(UID BODY.PEEK[HEADER.FIELDS (Subject)])").items)
+    fetch_parts(out, big, fetch(b"BODY.PEEK[]").items, uid=True, flags=True, modseq=True)
+    # small pieces are merged, the large body is its own piece
+    assert len(out) == 3 and out[1] is big.raw
+    assert out[0].endswith(b"* 2 FETCH (UID 8 BODY[] {5000}\r\n")
+    assert out[2] == b" FLAGS () MODSEQ (5))\r\n"

@@ -15,7 +15,7 @@ from mailwarden.proto.imap.events import (
     StartTlsRequested,
     State,
 )
-from mailwarden.proto.imap.responses import Tagged, Untagged, UntaggedStatus
+from mailwarden.proto.imap.responses import RawLines, Tagged, Untagged, UntaggedStatus
 from mailwarden.proto.imap.session import ImapSession
 
 
@@ -138,3 +138,47 @@ def test_eof_closes() -> None:
     assert s.next_event() == c.Noop("a")
     s.send(Tagged("a", "OK", "NOOP completed"))
     assert isinstance(s.next_event(), ConnectionClosed)
+
+
+def test_raw_pieces_reach_the_shell_unjoined() -> None:
+    s = _session()
+    _login(s)
+    s.receive_data(b"f NOOP\r\n")
+    s.next_event()
+    body = b"x" * 5000
+    s.send(RawLines((b"* 1 FETCH (BODY[] {5000}\r\n", body, b")\r\n")))
+    s.send(Tagged("f", "OK", "done"))
+    parts = s.data_to_send_parts()
+    assert parts[1] is body  # the octets were not copied
+    assert b"".join(parts).endswith(b")\r\nf OK done\r\n")
+    assert s.data_to_send_parts() == []
+
+
+def test_pieces_under_compress_are_one_compressed_chunk() -> None:
+    s = _session()
+    _login(s)
+    s.receive_data(b"z COMPRESS DEFLATE\r\n")
+    s.next_event()
+    assert s.data_to_send_parts() == [b"z OK DEFLATE active\r\n"]
+    s.send(RawLines((b"* 1 EXISTS\r\n", b"* 0 RECENT\r\n")))
+    (chunk,) = s.data_to_send_parts()
+    assert zlib.decompressobj(-15).decompress(chunk) == b"* 1 EXISTS\r\n* 0 RECENT\r\n"
+    assert s.data_to_send_parts() == []
+
+
+def test_enable_imap4rev2_switches_rules() -> None:
+    s = _session()
+    assert "IMAP4rev2" in s.capabilities() and "IMAP4rev1" in s.capabilities()
+    _login(s)
+    for cap in ("BINARY", "SEARCHRES", "ESORT", "STATUS=SIZE"):
+        assert cap in s.capabilities()
+    assert not s.rev2 and not s.utf8
+    s.receive_data(b"e ENABLE imap4rev2\r\n")
+    assert isinstance(s.next_event(), c.Enable)
+    assert s.data_to_send() == b"* ENABLED IMAP4rev2\r\n"
+    s.send(Tagged("e", "OK", "ENABLE completed"))
+    assert s.rev2 and s.utf8  # names are UTF-8 from now on (RFC 9051 §5.1)
+    s.receive_data(b'c CREATE "A&B"\r\n')
+    assert s.next_event() == c.Create("c", "A&B")
+    s2 = ImapSession(SessionConfig(allow_plaintext_login=True, imap4rev2=False))
+    assert "IMAP4rev2" not in s2.capabilities()

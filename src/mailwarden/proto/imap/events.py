@@ -41,7 +41,8 @@ class SessionConfig:
         max_bad_commands: BAD answers before ``BYE``.
         tls_available: STARTTLS can be offered on this connection.
         allow_plaintext_login: LOGIN/AUTHENTICATE allowed without TLS (loopback).
-        imap4rev2: advertise IMAP4rev2 (RFC 9051) too.
+        imap4rev2: advertise IMAP4rev2 (RFC 9051) beside IMAP4rev1; a client
+            turns its rules on with ``ENABLE IMAP4rev2``.
         server_id: what ID (RFC 2971) reports about us.
     """
 
@@ -50,7 +51,7 @@ class SessionConfig:
     max_bad_commands: int = 20
     tls_available: bool = True
     allow_plaintext_login: bool = False
-    imap4rev2: bool = False
+    imap4rev2: bool = True
     server_id: tuple[tuple[str, str], ...] = (("name", "Mailwarden"),)
 
 

@@ -29,6 +29,7 @@ from mailwarden.proto.imap.responses import imap_date_time
 __all__ = [
     "FetchMessage",
     "FetchNeeds",
+    "UnknownCte",
     "fast_fetch_lines",
     "fetch_needs",
     "fetch_parts",
@@ -170,6 +171,16 @@ def section_bytes(section: c.Section, facts: MessageFacts, raw: bytes) -> bytes 
             return None
 
 
+class UnknownCte(Exception):
+    """BINARY of a part whose transfer encoding we cannot undo (RFC 3516 §4.2).
+
+    The server answers the FETCH with ``NO [UNKNOWN-CTE]``.
+    """
+
+
+_KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable", ""})
+
+
 def _binary(section: c.Section, facts: MessageFacts, raw: bytes) -> bytes | None:
     # RFC 3516 §4.2: the part's content with its transfer encoding undone
     if not section.part:
@@ -177,6 +188,8 @@ def _binary(section: c.Section, facts: MessageFacts, raw: bytes) -> bytes | None
     part = part_for(facts, ".".join(map(str, section.part)))
     if part is None:
         return None
+    if part.encoding not in _KNOWN_CTE:
+        raise UnknownCte(part.encoding)
     return decode_body(raw[part.body_start : part.end], part.encoding)
 
 

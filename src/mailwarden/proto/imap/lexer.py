@@ -175,8 +175,9 @@ class Lexer:
         return self._decode_mailbox(raw, quoted)
 
     def _decode_mailbox(self, raw: bytes, quoted: bool) -> str:
-        if self.utf8 and quoted and any(b > 0x7E for b in raw):
-            # RFC 6855 §3: with UTF8=ACCEPT a mailbox name may be UTF-8
+        if self.utf8:
+            # RFC 6855 §3, RFC 9051 §5.1: once UTF8=ACCEPT or IMAP4rev2 is
+            # enabled, names are UTF-8 and "&" is just a character
             try:
                 name = raw.decode("utf-8")
             except UnicodeDecodeError:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from mailwarden.proto.imap.responses import mailbox_name
 
-__all__ = ["ListFolder", "list_lines", "lsub_lines", "pattern_regex", "status_line"]
+__all__ = [
+    "ListFolder",
+    "list_lines",
+    "lsub_lines",
+    "pattern_regex",
+    "select_list_line",
+    "status_line",
+]
 
 SEP = "/"
 
@@ -102,22 +109,35 @@ def list_lines(
             childinfo = True
         if special_only and f.special_use is None:
             continue
-        attrs = ["\\HasChildren" if f.name in parents else "\\HasNoChildren"]
-        if show_sub and f.subscribed:
-            attrs.append("\\Subscribed")
-        if f.special_use:
-            attrs.append(f.special_use)
-        line = (
-            b"LIST ("
-            + " ".join(attrs).encode("ascii")
-            + b') "/" '
-            + mailbox_name(f.name, utf8=utf8)
-        )
+        line = _list_line(f, parents, show_sub, utf8)
         if childinfo:
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         out.append((f.name, line))
     del by_name
     return out
+
+
+def _list_line(f: ListFolder, parents: set[str], show_sub: bool, utf8: bool) -> bytes:
+    attrs = ["\\HasChildren" if f.name in parents else "\\HasNoChildren"]
+    if show_sub and f.subscribed:
+        attrs.append("\\Subscribed")
+    if f.special_use:
+        attrs.append(f.special_use)
+    return b"LIST (" + " ".join(attrs).encode("ascii") + b') "/" ' + mailbox_name(f.name, utf8=utf8)
+
+
+def select_list_line(folders: Sequence[ListFolder], name: str, *, utf8: bool = False) -> bytes:
+    """The ``LIST`` line of one folder, as IMAP4rev2 SELECT/EXAMINE send it.
+
+    RFC 9051 §6.3.2: "The server MUST return a LIST response with the mailbox
+    name.  The list of mailbox attributes MUST be accurate."
+
+    Args:
+        folders: the account's folders (children are worked out from them).
+        name: the selected folder's name, as the store spells it.
+    """
+    f = next((f for f in folders if f.name == name), ListFolder(name, None, False))
+    return _list_line(f, _children(folders), False, utf8)
 
 
 def lsub_lines(

@@ -6,9 +6,11 @@ has been told about.  Other sessions' changes reach a session as store entries
 (what changed since the last modseq seen) and expunged UIDs; :meth:`update`
 turns them into untagged responses:
 
-* new messages -> ``* n EXISTS`` (allowed at any time);
-* flag changes -> ``* n FETCH (FLAGS ...)`` (with UID under QRESYNC and
-  MODSEQ under CONDSTORE);
+* new messages -> ``* n EXISTS`` (allowed at any time), then ``* n RECENT``
+  when the server says some of them are ``\\Recent`` for this session
+  (:meth:`add_recent`; RFC 3501 §7.3.2);
+* flag changes -> ``* n FETCH (FLAGS ...)`` (with UID under QRESYNC or
+  IMAP4rev2, RFC 9051 §7.5.2, and MODSEQ under CONDSTORE);
 * expunges -> ``* n EXPUNGE`` (or ``* VANISHED uids`` under QRESYNC), but only
   when the current command allows it: never during FETCH, STORE or SEARCH
   (non-UID), nor when no command is in progress (RFC 3501 §7.4.1), because
@@ -30,6 +32,8 @@ from mailwarden.proto.imap.fetch import flags_bytes
 from mailwarden.proto.imap.responses import compact_set
 
 __all__ = ["EntryLike", "MailboxView", "Snapshot", "snapshot"]
+
+_RECENT = frozenset({"\\Recent"})
 
 Snapshot = tuple[list[int], dict[int, frozenset[str]], dict[int, int]]
 """UIDs ascending, flags by UID, modseq by UID."""
@@ -91,6 +95,7 @@ class MailboxView:
         self._owned = owned
         self.highestmodseq = highestmodseq
         self.pending_expunge: set[int] = set()
+        self.recent: set[int] = set()  # \Recent for this session (RFC 3501 §2.3.2)
 
     def _own(self) -> None:
         if not self._owned:
@@ -136,6 +141,20 @@ class MailboxView:
             out.extend((k, uids[k - 1]) for k in range(lo, hi + 1))
         return out
 
+    def shown_flags(self, uid: int, flags: frozenset[str]) -> frozenset[str]:
+        """The flags as this session shows them: ``\\Recent`` added when it is."""
+        if self.recent and uid in self.recent:
+            return flags | _RECENT
+        return flags
+
+    def add_recent(self, uids: Iterable[int]) -> bytes:
+        """Mark messages ``\\Recent`` for this session; ``* n RECENT`` if the count changed."""
+        before = len(self.recent)
+        self.recent.update(u for u in uids if u in self.flags)
+        if len(self.recent) == before:
+            return b""
+        return b"* %d RECENT\r\n" % len(self.recent)
+
     # --- changes ------------------------------------------------------------
 
     def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
@@ -154,6 +173,7 @@ class MailboxView:
         condstore: bool,
         qresync: bool,
         modseq: int | None = None,
+        with_uid: bool = False,
     ) -> bytes:
         """Apply what the store says changed; return the untagged responses.
 
@@ -164,6 +184,7 @@ class MailboxView:
             condstore: add MODSEQ to FETCH responses (RFC 7162 §3.1.4).
             qresync: announce expunges as VANISHED, add UID to FETCH (RFC 7162 §3.2.10).
             modseq: the new high-water mark, if known.
+            with_uid: add UID to FETCH anyway (IMAP4rev2, RFC 9051 §7.5.2).
         """
         out: list[bytes] = []
         gone = set(expunged)
@@ -183,7 +204,7 @@ class MailboxView:
                 self.modseqs[uid] = e.modseq
             if old != e.flags:
                 self.flags[uid] = e.flags
-                out.append(self.flag_line(uid, e.flags, condstore or qresync, qresync))
+                out.append(self.flag_line(uid, e.flags, condstore or qresync, qresync or with_uid))
         if allow_expunge and self.pending_expunge:
             out.append(self._expunge_lines(qresync))
         # new messages, after the expunges so EXISTS counts what is left
@@ -214,7 +235,7 @@ class MailboxView:
         items = []
         if with_uid:
             items.append(b"UID %d" % uid)
-        items.append(b"FLAGS " + flags_bytes(flags))
+        items.append(b"FLAGS " + flags_bytes(self.shown_flags(uid, flags)))
         if with_modseq:
             items.append(b"MODSEQ (%d)" % self.modseqs.get(uid, 0))
         return b"* %d FETCH (%s)\r\n" % (seq or 0, b" ".join(items))
@@ -239,4 +260,5 @@ class MailboxView:
         for uid in gone:
             self.flags.pop(uid, None)
             self.modseqs.pop(uid, None)
+            self.recent.discard(uid)
         return b"".join(out)

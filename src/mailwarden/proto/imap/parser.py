@@ -159,14 +159,17 @@ class Parser(SelectedRules):
                 match = None
                 if self.try_sp():
                     if self.peek() != 0x28:
-                        known = self.seqset()
+                        known = self.qresync_set()
                         self.try_sp()
                     if self.peek() == 0x28:
+                        # seq-match-data = "(" known-sequence-set SP known-uid-set ")"
                         self.paren_open()
-                        seqs = self.seqset()
+                        seqs = self.qresync_set()
                         self.sp()
-                        uids = self.seqset()
+                        uids = self.qresync_set()
                         self.paren_close()
+                        if _count(seqs) != _count(uids):
+                            raise self.fail("QRESYNC sequence match sets differ in size")
                         match = (seqs, uids)
                 self.paren_close()
                 qresync = c.QresyncParams(uidvalidity, modseq, known, match)
@@ -176,6 +179,15 @@ class Parser(SelectedRules):
                 break
         self.paren_close()
         return condstore, qresync
+
+    def qresync_set(self) -> c.SequenceSet:
+        # RFC 7162 §7: known-uids and seq-match-data are sets without "*" (or "$")
+        start = self.pos
+        seqs = self.seqset()
+        if seqs.saved or any(None in r for r in seqs.ranges):
+            self.pos = start
+            raise self.fail("QRESYNC sets name numbers, not '*' or '$'")
+        return seqs
 
     def p_select(self, tag: str, uid: bool) -> c.Command:
         self.sp()
@@ -355,6 +367,11 @@ class Parser(SelectedRules):
             limits.append((name, self.number(limit=_MAX_MODSEQ)))
         self.paren_close()
         return c.SetQuota(tag, root, tuple(limits))
+
+
+def _count(seqs: c.SequenceSet) -> int:
+    """How many numbers a set without ``*`` names."""
+    return sum(hi - lo + 1 for lo, hi in seqs.resolve(0))
 
 
 def _simple(

@@ -290,8 +290,14 @@ class ImapSession:
 
     @property
     def utf8(self) -> bool:
-        """UTF8=ACCEPT is enabled (RFC 6855)."""
-        return "UTF8=ACCEPT" in self.enabled
+        """Mailbox names and strings are UTF-8: UTF8=ACCEPT (RFC 6855) or IMAP4rev2 is enabled."""
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4rev2" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """The client enabled IMAP4rev2 (RFC 9051): no ``\\Recent``, ESEARCH for SEARCH,
+        a LIST in SELECT, UID in unsolicited FETCH."""
+        return "IMAP4rev2" in self.enabled
 
     @property
     def condstore(self) -> bool:
@@ -319,10 +325,10 @@ class ImapSession:
             return caps
         caps += [
             "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED",
-            "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SORT",
-            "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "QUOTA", "QUOTA=RES-STORAGE",
-            "QUOTA=RES-MESSAGE", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT",
-            f"APPENDLIMIT={self.config.max_literal}",
+            "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES",
+            "SORT", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "QUOTA",
+            "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "CONDSTORE", "QRESYNC", "BINARY",
+            "UTF8=ACCEPT", "STATUS=SIZE", f"APPENDLIMIT={self.config.max_literal}",
         ]  # fmt: skip
         if self._deflate is None:
             caps.append("COMPRESS=DEFLATE")
@@ -491,6 +497,12 @@ class ImapSession:
                 self._emit(render(Untagged(" ".join(["ENABLED", *newly]).encode("ascii"))))
                 self._pending = _Pending(cmd)
                 return cmd
+            case c.Select(qresync=c.QresyncParams()) | c.Examine(qresync=c.QresyncParams()) if (
+                not self.qresync
+            ):
+                # RFC 7162 §3.2.5: the QRESYNC parameter needs ENABLE QRESYNC first
+                self._bad(cmd.tag, "Enable QRESYNC first")
+                return None
             case c.Idle():
                 self._emit(render(Continuation("idling")))
                 self._mode = _Mode.IDLE
