@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,59 @@ def imaplib_ssl(port: int) -> None:
 async def test_imaplib_implicit_tls_authenticate(tmp_path: Path) -> None:
     async with imap_node(tmp_path, trust_loopback=False) as node:
         await asyncio.to_thread(imaplib_ssl, node.tls_port)
+
+
+BINARY_MESSAGE = (
+    b"From: bob@example.test\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"AAECAw==\r\n--XX--\r\n"
+)
+
+
+def imaplib_extensions(port: int, deliver: Callable[[bytes], None]) -> None:
+    """imaplib against \\Recent, BINARY, SEARCHRES, ESORT and IMAP4rev2 (raw verbs)."""
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        m.login(USER, PASSWORD)
+        assert m.select("INBOX") == ("OK", [b"3"])
+        assert m.response("RECENT") == ("RECENT", [b"0"])  # nothing new since the node began
+        deliver(BINARY_MESSAGE)
+        assert m.recent() == ("OK", [b"1"])  # RFC 3501 §7.3.2, after * 4 EXISTS
+        _, data = m.fetch("4", "(FLAGS BINARY.PEEK[1] BINARY.SIZE[1])")
+        head, body = data[0]  # type: ignore[misc]
+        assert b"\\Recent" in head and b"BINARY.SIZE[1] 4" in data[1]  # type: ignore[operator]
+        assert body == b"\x00\x01\x02\x03"  # a literal8, decoded from base64
+        # SEARCHRES: keep the result, then use it as "$"
+        assert m.uid("SEARCH", "RETURN", "(SAVE)", "FROM", "bob") == ("OK", [None])
+        _, data = m.fetch("$", "(UID)")
+        assert data == [b"1 (UID 1)", b"4 (UID 4)"]
+        # ESORT: ESEARCH in sort order
+        typ, _ = m.uid("SORT", "RETURN", "(MIN ALL)", "(REVERSE", "ARRIVAL)", "UTF-8", "ALL")
+        assert typ == "OK"
+        assert m.response("ESEARCH")[1][0].endswith(b"UID MIN 4 ALL 4,1:3")
+        m.logout()
+        # a second client that enables IMAP4rev2
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT)
+        m.login(USER, PASSWORD)
+        assert m.enable("IMAP4rev2") == ("OK", [b"ENABLE completed"])
+        assert m.select("INBOX") == ("OK", [b"4"])
+        assert m.response("RECENT") == ("RECENT", [None])  # no \\Recent in IMAP4rev2
+        assert m.search(None, "ALL") == ("OK", [None])  # the answer is an ESEARCH
+        (answer,) = m.response("ESEARCH")[1]
+        assert answer.startswith(b'(TAG "') and answer.endswith(b'") ALL 1:4'), answer
+    finally:
+        m.logout()
+
+
+async def test_imaplib_extensions(tmp_path: Path) -> None:
+    async with imap_node(tmp_path) as node:
+        loop = asyncio.get_running_loop()
+
+        def deliver(raw: bytes) -> None:
+            asyncio.run_coroutine_threadsafe(node.deliver(raw), loop).result(TIMEOUT)
+
+        await asyncio.to_thread(imaplib_extensions, node.port, deliver)
 
 
 def imapclient_session(port: int) -> None:

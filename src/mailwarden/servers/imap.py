@@ -57,6 +57,7 @@ from mailwarden.servers.listener import (
 from mailwarden.store.base import (
     AccountId,
     Folder,
+    NotFound,
     SpecialUse,
     StoreError,
     Subscription,
@@ -289,8 +290,7 @@ class _Served:
             case c.Create():
                 await self._create(cmd, account)
             case c.Delete():
-                await self.store.delete_folder(account, cmd.mailbox)
-                self._finish(cmd.tag, "OK", "DELETE completed")
+                await self._delete(cmd, account)
             case c.Rename():
                 await self.store.rename_folder(account, cmd.old, cmd.new.rstrip("/"))
                 self._finish(cmd.tag, "OK", "RENAME completed")
@@ -387,6 +387,17 @@ class _Served:
         await self.store.create_folder(account, name, use)
         self._finish(cmd.tag, "OK", "CREATE completed")
 
+    async def _delete(self, cmd: c.Delete, account: AccountId) -> None:
+        folder = await self.store.get_folder(account, cmd.mailbox)
+        prefix = folder.name + "/"
+        if any(f.name.startswith(prefix) for f in await self._folders(account)):
+            # RFC 9051 §7.1 HASCHILDREN: deleting it would leave its children
+            # under a name that is no mailbox; delete them first (as Dovecot asks)
+            self._finish(cmd.tag, "NO", "Mailbox has children, delete them first", "HASCHILDREN")
+            return
+        await self.store.delete_folder(account, cmd.mailbox)
+        self._finish(cmd.tag, "OK", "DELETE completed")
+
     async def _list(self, cmd: c.List, account: AccountId) -> None:
         folders = await self._folders(account)
         lines = list_lines(
@@ -447,9 +458,14 @@ class _Served:
             return
         when = int(cmd.internal_date.timestamp()) if cmd.internal_date is not None else None
         flags = [f for f in cmd.flags if f.upper() != "\\RECENT"]
-        res = await self.store.append(
-            account, cmd.mailbox, cmd.message, flags=flags, internal_date=when
-        )
+        try:
+            res = await self.store.append(
+                account, cmd.mailbox, cmd.message, flags=flags, internal_date=when
+            )
+        except NotFound:
+            # RFC 3501 §6.3.11: no such mailbox, and the client may create it
+            self._finish(cmd.tag, "NO", "No such mailbox", "TRYCREATE")
+            return
         if self.selected is not None:
             await self._refresh(allow_expunge=True)
         # RFC 4315 §3: APPENDUID uidvalidity uid
