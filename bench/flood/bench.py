@@ -385,29 +385,36 @@ async def attacker(
         source = addrs[(n + k * conns) % len(addrs)]
         k += 1
         try:
-            conn = await Conn.open(port, source)
-        except OSError:
+            async with asyncio.timeout(10):
+                conn = await Conn.open(port, source)
+        except (OSError, TimeoutError):
             await asyncio.sleep(0.05)
             continue
         try:
-            greeting = await conn.line()
-            if any(t in greeting for t in TEMPORARY) or b"BYE" in greeting[:8]:
-                tally.refused_connections += 1
-                await asyncio.sleep(0.5)  # back off, or the load generator is the bottleneck
-                continue
-            while time.monotonic() < stop:
-                target = rng.randrange(ACCOUNTS)
-                reply = await login(conn, proto, user(target), f"guess-{rng.random()}")
-                tally.attempts += 1
-                if ok(reply, proto):
-                    tally.accepted += 1
-                    break
-                if any(t in reply for t in TEMPORARY):
-                    tally.sheds += 1
-        except (ConnectionError, OSError):
+            async with asyncio.timeout(max(0.0, stop - time.monotonic()) + 20):
+                await hammer(conn, proto, rng, stop, tally)
+        except (ConnectionError, OSError, TimeoutError):
             tally.errors += 1
         finally:
             conn.close()
+
+
+async def hammer(conn: Conn, proto: str, rng: random.Random, stop: float, tally: Tally) -> None:
+    """One attacking connection: guess until the end, the server closes, or refuses."""
+    greeting = await conn.line()
+    if any(t in greeting for t in TEMPORARY) or b"BYE" in greeting[:8]:
+        tally.refused_connections += 1
+        await asyncio.sleep(0.5)  # back off, or the load generator is the bottleneck
+        return
+    while time.monotonic() < stop:
+        target = rng.randrange(ACCOUNTS)
+        reply = await login(conn, proto, user(target), f"guess-{rng.random()}")
+        tally.attempts += 1
+        if ok(reply, proto):
+            tally.accepted += 1
+            return
+        if any(t in reply for t in TEMPORARY):
+            tally.sheds += 1
 
 
 async def session(port: int, proto: str, i: int, source: str) -> tuple[bool, float]:
