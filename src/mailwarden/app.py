@@ -40,6 +40,10 @@ __all__ = ["Node", "serve"]
 
 log = logging.getLogger(__name__)
 
+# Listeners whose clients log in: their pre-login connections are limited by
+# the auth service's gate (the MX port has no login and keeps its own limits).
+LOGIN_SERVICES = frozenset({"imap", "imaps", "pop3", "pop3s", "submission", "submissions"})
+
 # Modules providing ``make_listeners(ctx, config)``, in start order.
 PROTOCOL_MODULES = (
     "mailwarden.servers.smtp",
@@ -95,6 +99,8 @@ class Node:
                     node.listeners += make(context, config)
             for listener in node.listeners:
                 listener.on_accept = node._session_counter(listener.handler.name)
+                if listener.handler.name in LOGIN_SERVICES:
+                    listener.gate = auth
                 await listener.start()
             node._tasks.append(asyncio.create_task(node._flush_traffic(), name="traffic"))
             await node._start_web(with_status)

@@ -176,3 +176,65 @@ async def test_start_tls_drops_what_was_pipelined_in_the_clear(tmp_path: Path) -
         writer.close()
     finally:
         await listener.stop(grace=1)
+
+
+class Slot:
+    def __init__(self, gate: FakeGate, ok: bool) -> None:
+        self.gate, self.ok, self.released = gate, ok, False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def release(self) -> None:
+        if self.ok and not self.released:
+            self.released = True
+            self.gate.open -= 1
+
+
+class FakeGate:
+    """Admits at most ``limit`` unauthenticated connections at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.open = limit, 0
+
+    def admit_connection(self, peer: object) -> Slot:
+        if self.open >= self.limit:
+            return Slot(self, False)
+        self.open += 1
+        return Slot(self, True)
+
+
+class LogsIn(Echo):
+    name = "login"
+
+    async def handle(self, conn: Connection) -> None:
+        await conn.send(b"hello\r\n")
+        if await conn.reader.readline() == b"login\r\n":
+            conn.logged_in()
+            await conn.send(b"welcome\r\n")
+        await self.release.wait()
+
+
+async def test_pre_login_slots_are_held_until_login_or_close() -> None:
+    gate = FakeGate(limit=1)
+    handler = LogsIn()
+    listener = Listener(handler, "127.0.0.1", 0, limiter=ConnectionLimiter(10))
+    listener.gate = gate
+    await listener.start()
+    try:
+        r1, w1 = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await r1.readline() == b"hello\r\n"
+        r2, w2 = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await r2.readline() == b"busy\r\n"  # the one pre-login slot is taken
+        w2.close()
+        w1.write(b"login\r\n")
+        assert await r1.readline() == b"welcome\r\n"
+        assert gate.open == 0  # logging in gave the slot back
+        r3, w3 = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await r3.readline() == b"hello\r\n"
+        w3.close()
+        handler.release.set()
+        w1.close()
+    finally:
+        await listener.stop(grace=1)
+    assert gate.open == 0  # and closing gives back what was never logged in

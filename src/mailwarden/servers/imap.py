@@ -347,6 +347,7 @@ class _Served:
                     self._finish(cmd.tag, "NO", "Too many sessions for this account", "LIMIT")
                     return
                 self._held_slot = True
+                self.conn.logged_in()
                 self.account = account.id
                 self.sub = self.store.changes.subscribe(account.id)
                 conn_context.set({**conn_context.get({}), "account": account.address})

@@ -10,6 +10,10 @@ it, the listener applies what is the same for every protocol:
   listeners of one service, so STARTTLS and implicit-TLS ports count together)
   refuses a connection beyond ``max_per_ip`` from one address with the
   protocol's "busy" greeting, so that no single source fills the server.
+* **Pre-login limits.**  For login services the auth service's gate admits
+  each connection (bans, per-address and per-network shares of the
+  unauthenticated connections); the slot is given back when the session
+  logs in (:meth:`Connection.logged_in`) or closes.
 * **Drain.**  While draining (maintenance), new connections get the protocol's
   "unavailable" greeting and are closed; sessions already open continue.
 * **The one error boundary.**  A connection that dies from the network is
@@ -32,10 +36,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "Admission",
     "Connection",
     "ConnectionHandler",
     "ConnectionLimiter",
     "Listener",
+    "PreLoginGate",
     "new_incident_id",
     "server_tls_context",
 ]
@@ -57,6 +63,24 @@ def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return ctx
 
 
+class Admission(Protocol):
+    """A pre-login slot (see :class:`PreLoginGate`): true when admitted."""
+
+    def __bool__(self) -> bool: ...
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        ...
+
+
+class PreLoginGate(Protocol):
+    """Decides at accept time whether a connection may wait to log in (the auth service)."""
+
+    def admit_connection(self, peer: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Admission:
+        """Admit or refuse; an admitted connection holds a slot until released."""
+        ...
+
+
 @dataclass
 class Connection:
     """One accepted connection as a protocol handler sees it."""
@@ -68,6 +92,12 @@ class Connection:
     local_port: int
     tls: bool
     id: int = field(default_factory=lambda: next(_ids))
+    admission: Admission | None = None
+
+    def logged_in(self) -> None:
+        """The session has authenticated: it no longer holds a pre-login slot."""
+        if self.admission is not None:
+            self.admission.release()
 
     @property
     def peer_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -181,6 +211,8 @@ class Listener:
         self.tls = tls
         self.is_draining = is_draining
         self.on_accept: Callable[[], None] | None = None  # e.g. a traffic counter
+        # Login services: pre-login connection limits per address and network.
+        self.gate: PreLoginGate | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -239,6 +271,12 @@ class Listener:
             log.warning("%s: too many connections from %s", self.handler.name, conn.peer_host)
             await self._refuse(conn, self.handler.busy_reply(), "limit")
             return
+        if self.gate is not None:
+            conn.admission = self.gate.admit_connection(conn.peer_ip)
+            if not conn.admission:
+                self.limiter.release(conn.peer_host)
+                await self._refuse(conn, self.handler.busy_reply(), "pre-login limit")
+                return
         if self.on_accept is not None:
             self.on_accept()
         try:
@@ -261,6 +299,8 @@ class Listener:
                 await asyncio.wait_for(conn.send(self.handler.crash_reply(incident)), 5)
         finally:
             self.limiter.release(conn.peer_host)
+            if conn.admission is not None:
+                conn.admission.release()
             conn.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)

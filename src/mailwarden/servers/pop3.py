@@ -291,7 +291,7 @@ class _Served:
             case TryLater():
                 return AuthRejected(RespCode.SYS_TEMP)
             case Accepted(account=account):
-                pass
+                self.conn.logged_in()
         locks = self.handler.locks
         if not locks.acquire(account.id):
             log.info("maildrop of %s is in use", account.address)

@@ -278,6 +278,7 @@ class _Served:
             return r.R454_AUTH_UNAVAILABLE
         self.account = account
         self.owned = owned_keys(addresses)
+        self.conn.logged_in()
         conn_context.set({**conn_context.get({}), "account": account.address})
         return r.R235_AUTH_OK
 
