@@ -1,6 +1,6 @@
 """IMAP: Mailwarden against Dovecot on the same content (a benchmark, not a test).
 
-Usage: python bench/imap/bench.py [--messages N] [--idle C] [--skip-dovecot]
+Usage: python bench/imap/bench.py [--messages N] [--idle C] [--dovecot-idle D] [--skip-dovecot]
 
 Both servers get the same mailbox of N messages (100,000 by default, 2-6 KB
 each, generated with a fixed seed) and the same client, a raw asyncio IMAP
@@ -11,8 +11,10 @@ client over loopback.  Measured, in this order:
 * full-body FETCH throughput: ``FETCH 1:1000 BODY.PEEK[]`` in MB/s;
 * APPEND rate: 1,000 APPENDs of 4 KB, one at a time, messages/s;
 * ``SEARCH 1:10000 TEXT <word>`` over 10,000 messages;
-* C concurrent IDLE connections (10,000 by default): the server's RSS (all its
-  processes) with them idling, minus its RSS before they connected.
+* C concurrent IDLE connections (10,000 by default): the server's memory (PSS
+  of all its processes) with them idling, minus before they connected; also
+  per connection.  ``--dovecot-idle`` opens fewer to Dovecot (one process per
+  connection does not fit every machine at 10,000) and scales its figure.
 
 Mailwarden runs the real IMAP shell (``servers/imap.py``) on its SQLite store in
 a separate process (uvloop when installed), seeded through ``Store.append``.
@@ -70,7 +72,7 @@ WORDS = [
 ]
 
 MW_SERVER = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from mailwarden.auth.passwords import HashParams, PasswordHasher, VerifyPool
 from mailwarden.auth.service import AuthService
@@ -93,6 +95,11 @@ async def main(data, maildir, user, password):
         async with sem:
             await store.append(account.id, "INBOX", f.read_bytes(), internal_date=1700000000 + i)
     await asyncio.gather(*(one(i, f) for i, f in enumerate(files)))
+    # let the background text index catch up (it follows every commit within a
+    # second; a freshly seeded store has all of it to do at once)
+    t = time.perf_counter()
+    await store.sync_search_index()
+    print(f"text index caught up in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
     cert, key = data / "cert.pem", data / "key.pem"
     make_self_signed(cert, key, "localhost")
     ctx = ServerContext(store=store, auth=AuthService(store, hasher, VerifyPool(2, 64)),
@@ -223,14 +230,28 @@ class Client:
 
 
 def rss_of(pids: list[int]) -> int:
+    """Memory of the processes in octets: PSS where the kernel reports it, else RSS.
+
+    PSS (proportional set size) charges each shared page to the processes
+    sharing it in equal parts, so a server of many processes (Dovecot: one
+    per connection) is not charged its shared libraries once per process, as
+    summing RSS would.  For one process (Mailwarden) the two hardly differ.
+    """
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            key = "Pss:"
         except OSError:
-            pass
+            try:
+                rollup = Path(f"/proc/{pid}/status").read_text().splitlines()
+                key = "VmRSS:"
+            except OSError:
+                continue
+        for line in rollup:
+            if line.startswith(key):
+                total += int(line.split()[1]) * 1024
+                break
     return total
 
 
@@ -252,7 +273,17 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-async def measure(port: int, pids: list[int], n: int, idle: int) -> dict[str, float]:
+async def measure(
+    port: int, pids: list[int], n: int, idle: int, full_idle: int
+) -> dict[str, float]:
+    """Run every measurement against one server.
+
+    Args:
+        idle: IDLE connections to open.
+        full_idle: the count to report memory for (``idle`` scaled linearly
+            when fewer were opened, as for Dovecot when the machine cannot hold
+            one process per connection at the full count).
+    """
     out: dict[str, float] = {}
     c = await Client.connect(port)
     await c.cmd(f"LOGIN {USER} {PASSWORD}".encode())
@@ -296,7 +327,9 @@ async def measure(port: int, pids: list[int], n: int, idle: int) -> dict[str, fl
 
         await asyncio.gather(*(idler() for _ in range(idle)))
         await asyncio.sleep(2)
-        out[f"RSS with {idle} IDLE (MB)"] = (rss_of(pids_now(pids)) - before) / 1e6
+        grown = rss_of(pids_now(pids)) - before
+        out["IDLE memory per conn (KB)"] = grown / idle / 1e3
+        out[f"memory with {full_idle} IDLE (MB)"] = grown / idle * full_idle / 1e6
         for cl in conns:
             cl.w.close()
     return out
@@ -364,6 +397,13 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--idle", type=int, default=10_000)
     ap.add_argument("--skip-dovecot", action="store_true")
+    ap.add_argument(
+        "--dovecot-idle",
+        type=int,
+        default=0,
+        help="open at most this many IDLE connections to Dovecot (one process each) and "
+        "scale its memory to --idle; 0: as many as --idle",
+    )
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 3 * args.idle + 1000))
@@ -380,14 +420,23 @@ def main() -> None:
         mw, port = start_mailwarden(base, maildir)
         print(f"mailwarden seeded and listening in {time.perf_counter() - t:.1f}s")
         try:
-            results["mailwarden"] = asyncio.run(measure(port, [mw.pid], args.messages, args.idle))
+            results["mailwarden"] = asyncio.run(
+                measure(port, [mw.pid], args.messages, args.idle, args.idle)
+            )
         finally:
             mw.send_signal(signal.SIGTERM)
             mw.wait(30)
         if not args.skip_dovecot and shutil.which("dovecot"):
-            dv, port = start_dovecot(base, maildir, args.idle)
+            dv_idle = min(args.idle, args.dovecot_idle or args.idle)
+            dv, port = start_dovecot(base, maildir, dv_idle)
             try:
-                results["dovecot"] = asyncio.run(measure(port, [dv.pid], args.messages, args.idle))
+                results["dovecot"] = asyncio.run(
+                    measure(port, [dv.pid], args.messages, dv_idle, args.idle)
+                )
+                if dv_idle < args.idle:
+                    print(
+                        f"dovecot: {dv_idle} IDLE connections opened, memory scaled to {args.idle}"
+                    )
             except Exception:
                 log = base / "dovecot" / "dovecot.log"
                 print(log.read_text()[-3000:] if log.exists() else "no dovecot log")

@@ -21,10 +21,10 @@ from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import (
     FetchMessage,
     FetchNeeds,
+    FetchPlan,
     UnknownCte,
     fast_fetch_lines,
     fetch_needs,
-    fetch_parts,
     flags_bytes,
     is_fast,
     sets_seen,
@@ -456,11 +456,7 @@ class SelectedFolder:
     ) -> list[bytes]:
         view = self.view
         facts, raws = loaded
-        items = cmd.items
-        names = {i.name for i in items}
-        add_uid = cmd.uid and "UID" not in names
-        add_modseq = modseq and "MODSEQ" not in names
-        add_flags = "FLAGS" not in names
+        plan = FetchPlan(cmd.items, uid=cmd.uid, modseq=modseq)
         want_facts, want_raw = needs.facts, needs.raw
         entries, own, vflags, vmodseqs = self.entries, self.own, view.flags, view.modseqs
         recent = view.recent
@@ -478,10 +474,7 @@ class SelectedFolder:
                 seq, uid, flags, ent.internal_date, ent.size,
                 vmodseqs.get(uid, ent.modseq), fact, raw,
             )  # fmt: skip
-            fetch_parts(
-                out, msg, items, uid=add_uid, modseq=add_modseq,
-                flags=add_flags and uid in seen_now,
-            )  # fmt: skip
+            plan.parts(out, msg, flags=uid in seen_now)
         return out
 
     async def _read_many(self, uids: Sequence[int]) -> dict[int, bytes]:

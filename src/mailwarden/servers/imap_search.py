@@ -7,9 +7,12 @@ and :mod:`mailwarden.proto.imap.sortthread`; this module decides what to load.
 Theory of operation.  A search first runs over the folder entries the session
 already holds (:func:`~mailwarden.proto.imap.search.prefilter`): message
 numbers, UIDs, flags, sizes, internal dates and modseqs decide most keys
-without the store.  Only the messages the prefilter cannot decide are loaded
-(facts computed at delivery, and the raw header for HEADER, BCC and TEXT), in
-chunks, the next chunk loading while the current one is evaluated.
+without the store.  For the messages left undecided, TEXT and BODY keys are
+answered by the store's text index (``MailStore.search_text``: the raw
+header with subject and sender decoded, and the decoded text parts), which
+usually decides the rest.  Only what is still undecided is loaded (facts
+computed at delivery, and the raw header for HEADER and BCC), in chunks, the
+next chunk loading while the current one is evaluated.
 
 Result forms: ``* SEARCH`` (RFC 3501), ``* ESEARCH`` when RETURN options were
 given (RFC 4731) or IMAP4rev2 is enabled (RFC 9051 §6.4.4), ``* SORT`` or, with
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from mailwarden.mail.facts import MessageFacts
@@ -35,6 +39,7 @@ from mailwarden.proto.imap.search import (
     matches,
     prefilter,
     search_needs,
+    text_keys,
 )
 from mailwarden.proto.imap.session import ImapSession
 from mailwarden.proto.imap.sortthread import SortMessage, render_threads, sort_numbers, thread
@@ -136,7 +141,6 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
     view = sel.view
     if _uses_saved(key):
         key = with_saved(key, sel.saved_set())
-    needs = search_needs(key)
     max_seq, max_uid = view.exists, view.max_uid
     found: list[SearchMessage] = []
     undecided: list[SearchMessage] = []
@@ -156,12 +160,28 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
             found.append(msg)
     if not undecided:
         return found
+    # TEXT and BODY from the store's text index, for the undecided messages only
+    known: dict[c.SearchKey, AbstractSet[int]] = {}
+    uids = [m.uid for m in undecided]
+    for tk in dict.fromkeys(text_keys(key)):
+        known[tk] = await sel.store.search_text(
+            sel.account, sel.folder_id, tk.value, header=tk.field == "TEXT", body=True, uids=uids
+        )
+    if known:
+        rest: list[SearchMessage] = []
+        for msg in undecided:
+            verdict = prefilter(key, msg, max_seq, max_uid, known)
+            if verdict is None:
+                rest.append(msg)
+            elif verdict:
+                found.append(msg)
+        undecided = rest
+    needs = search_needs(key, known)
     chunks = [undecided[i : i + _CHUNK] for i in range(0, len(undecided), _CHUNK)]
     ahead: asyncio.Future[_Loaded] | None = None
     try:
         for k, chunk in enumerate(chunks):
-            uids = [m.uid for m in chunk]
-            loaded = await (ahead or _load(sel, uids, needs))
+            loaded = await (ahead or _load(sel, [m.uid for m in chunk], needs))
             ahead = None
             if k + 1 < len(chunks):
                 ahead = asyncio.ensure_future(_load(sel, [m.uid for m in chunks[k + 1]], needs))
@@ -176,7 +196,7 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
                     if raw is None:
                         continue
                     msg.header = raw[: f.header_end]
-                if matches(key, msg, max_seq, max_uid):
+                if matches(key, msg, max_seq, max_uid, known):
                     found.append(msg)
                 msg.header = None  # keep memory down
     finally:

@@ -28,6 +28,7 @@ from mailwarden.proto.imap.search import (
     ordered_set,
     prefilter,
     search_needs,
+    text_keys,
 )
 from mailwarden.proto.imap.sortthread import (
     SortMessage,
@@ -248,3 +249,24 @@ def test_binary_and_fetch_pieces() -> None:
     assert len(out) == 3 and out[1] is big.raw
     assert out[0].endswith(b"* 2 FETCH (UID 8 BODY[] {5000}\r\n")
     assert out[2] == b" FLAGS () MODSEQ (5))\r\n"
+
+
+def test_known_answers_stand_in_for_evaluation() -> None:
+    cmd = parse_command(b"a SEARCH OR TEXT foo NOT BODY bar FROM x")
+    assert isinstance(cmd, c.Search)
+    keys = text_keys(cmd.criteria)
+    assert sorted(k.value for k in keys) == ["bar", "foo"]
+    by = {k.value: k for k in keys}
+    known = {by["foo"]: {7}, by["bar"]: set[int]()}
+    msg = SearchMessage(1, 7, frozenset(), 0, 10, 1)
+    other = SearchMessage(2, 8, frozenset(), 0, 10, 1)
+    assert prefilter(cmd.criteria, msg, 2, 8, known) is None  # FROM still needs the facts
+    assert search_needs(cmd.criteria, known) == search_needs(
+        parse_command(b"a SEARCH FROM x").criteria
+    )  # type: ignore[union-attr]
+    one = parse_command(b"a SEARCH TEXT foo")
+    assert isinstance(one, c.Search)
+    (foo,) = text_keys(one.criteria)
+    assert prefilter(one.criteria, msg, 2, 8, {foo: {7}}) is True
+    assert prefilter(one.criteria, other, 2, 8, {foo: {7}}) is False
+    assert matches(one.criteria, other, 2, 8, {foo: {8}})

@@ -17,7 +17,7 @@ with one format string each.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +29,7 @@ from mailwarden.proto.imap.responses import imap_date_time
 __all__ = [
     "FetchMessage",
     "FetchNeeds",
+    "FetchPlan",
     "UnknownCte",
     "fast_fetch_lines",
     "fetch_needs",
@@ -231,16 +232,8 @@ def render_fetch(
         modseq: add MODSEQ even if not asked (CONDSTORE, RFC 7162 §3.1.4.1).
         flags: add FLAGS even if not asked (the fetch set ``\\Seen``).
     """
-    names = {i.name for i in items}
     out: list[bytes] = []
-    fetch_parts(
-        out,
-        msg,
-        items,
-        uid=uid and "UID" not in names,
-        modseq=modseq and "MODSEQ" not in names,
-        flags=flags and "FLAGS" not in names,
-    )
+    FetchPlan(items, uid=uid, modseq=modseq).parts(out, msg, flags=flags)
     return b"".join(out)
 
 
@@ -256,37 +249,93 @@ def fetch_parts(
     """Append the pieces of one ``* n FETCH (...)`` line to ``out``.
 
     Like :func:`render_fetch`, but large message octets are appended as they
-    are rather than copied into a line, so that a caller rendering many
-    messages hands the pieces to a vectored write (full-body FETCH is mostly
-    copying, and each copy saved counts).  Small pieces are merged.  Unlike
+    are rather than copied into a line (see :class:`FetchPlan`, which a
+    caller rendering many messages builds once).  Unlike
     :func:`render_fetch`, ``uid``/``modseq``/``flags`` add their item
-    unconditionally: the caller checks once per command that the client did
-    not ask for it already.
+    unconditionally.
     """
-    head = b"* %d FETCH (" % msg.seq
-    if out and len(out[-1]) < _SMALL:
-        head = out.pop() + head  # one piece instead of two small ones
-    sep = b""
-    if uid:
-        head += b"UID %d" % msg.uid
-        sep = b" "
-    for item in items:
-        data = _item(msg, item)
-        if isinstance(data, bytes):
-            head += sep + data
-        elif len(data[1]) < _SMALL:
-            head += sep + data[0] + data[1]
-        else:
-            # (prefix, literal octets): keep the octets as their own piece
-            out.append(head + sep + data[0])
-            out.append(data[1])
-            head = b""
-        sep = b" "
-    if flags:
-        head += b" FLAGS " + flags_bytes(msg.flags)
-    if modseq:
-        head += b" MODSEQ (%d)" % msg.modseq
-    out.append(head + b")\r\n")
+    FetchPlan(items, uid=uid, modseq=modseq).parts(out, msg, flags=flags)
+
+
+_Render = Callable[["FetchMessage"], "bytes | tuple[bytes, bytes]"]
+
+
+class FetchPlan:
+    """The data items of one FETCH command, worked out once for all its messages.
+
+    Each item becomes a small function of the message, so the per-message
+    work is calling them and joining short byte strings.  Message octets
+    (literals of at least ``_SMALL`` octets) are appended as pieces of their
+    own, not copied into a line: a caller hands the pieces to a vectored
+    write, and full-body FETCH is then hardly more than the store's read.
+    """
+
+    __slots__ = ("_add_flags", "_add_modseq", "_add_uid", "_render")
+
+    def __init__(self, items: Sequence[c.FetchAtt], *, uid: bool, modseq: bool) -> None:
+        """Plan a FETCH.
+
+        Args:
+            items: the requested data items.
+            uid: UID is to come first even if not asked (UID FETCH).
+            modseq: MODSEQ is to come last even if not asked (CONDSTORE).
+        """
+        names = {i.name for i in items}
+        self._add_uid = uid and "UID" not in names
+        self._add_modseq = modseq and "MODSEQ" not in names
+        self._add_flags = "FLAGS" not in names
+        self._render = [_renderer(i) for i in items]
+
+    def parts(self, out: list[bytes], msg: FetchMessage, *, flags: bool = False) -> None:
+        """Append the pieces of ``msg``'s FETCH response to ``out``.
+
+        Args:
+            out: pieces so far; a short last piece is merged with this line.
+            msg: the message, with what :func:`fetch_needs` asked for loaded.
+            flags: add FLAGS (the fetch set ``\\Seen``) unless already asked for.
+        """
+        head = b"* %d FETCH (" % msg.seq
+        if out and len(out[-1]) < _SMALL:
+            head = out.pop() + head  # one piece instead of two small ones
+        sep = b""
+        if self._add_uid:
+            head += b"UID %d" % msg.uid
+            sep = b" "
+        for render in self._render:
+            data = render(msg)
+            if isinstance(data, bytes):
+                head += sep + data
+            elif len(data[1]) < _SMALL:
+                head += sep + data[0] + data[1]
+            else:
+                out.append(head + sep + data[0])
+                out.append(data[1])
+                head = b""
+            sep = b" "
+        if flags and self._add_flags:
+            head += b" FLAGS " + flags_bytes(msg.flags)
+        if self._add_modseq:
+            head += b" MODSEQ (%d)" % msg.modseq
+        out.append(head + b")\r\n")
+
+
+def _renderer(item: c.FetchAtt) -> _Render:
+    name = item.name
+    if name == "RFC822" or (name == "BODY[]" and item.section == _WHOLE and item.partial is None):
+        prefix = b"RFC822 " if name == "RFC822" else b"BODY[] "
+
+        def whole(msg: FetchMessage) -> tuple[bytes, bytes]:
+            raw = msg.raw
+            if raw is None:
+                raise ValueError(f"FETCH {name} needs the raw message")
+            return prefix + b"{%d}\r\n" % len(raw), raw
+
+        return whole
+    if name == "UID":
+        return lambda msg: b"UID %d" % msg.uid
+    if name == "FLAGS":
+        return lambda msg: b"FLAGS " + flags_bytes(msg.flags)
+    return lambda msg: _item(msg, item)
 
 
 def _lit(prefix: bytes, data: bytes) -> tuple[bytes, bytes]:

@@ -132,13 +132,13 @@ class MailboxView:
             for lo, hi in seqs.resolve(self.max_uid):
                 i = bisect.bisect_left(uids, lo)
                 j = bisect.bisect_right(uids, hi)
-                out.extend((k + 1, uids[k]) for k in range(i, j))
+                out.extend(zip(range(i + 1, j + 1), uids[i:j], strict=True))
             return out
         n = len(uids)
         for lo, hi in seqs.resolve(n):
             if hi > n or lo < 1:
                 return None
-            out.extend((k, uids[k - 1]) for k in range(lo, hi + 1))
+            out.extend(zip(range(lo, hi + 1), uids[lo - 1 : hi], strict=True))
         return out
 
     def shown_flags(self, uid: int, flags: frozenset[str]) -> frozenset[str]:

@@ -12,7 +12,8 @@ flags when the server says it is recent for this session (RECENT, NEW, OLD).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -22,6 +23,7 @@ from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.responses import compact_set
 
 __all__ = [
+    "Known",
     "SearchMessage",
     "SearchNeeds",
     "esearch_response",
@@ -29,6 +31,7 @@ __all__ = [
     "ordered_set",
     "prefilter",
     "search_needs",
+    "text_keys",
 ]
 
 _HEADER_TEXT = frozenset({"BCC"})
@@ -67,12 +70,34 @@ class SearchMessage:
         return [decode_words(v) for v in self._parsed.fields.get(name.lower(), [])]
 
 
-def search_needs(key: c.SearchKey) -> SearchNeeds:
-    """What must be loaded to evaluate ``key``."""
+def text_keys(key: c.SearchKey) -> list[c.SearchText]:
+    """The TEXT and BODY keys in ``key``: what a text index can answer."""
+    out: list[c.SearchText] = []
+    stack: list[c.SearchKey] = [key]
+    while stack:
+        k = stack.pop()
+        match k:
+            case c.SearchText(field="TEXT" | "BODY"):
+                out.append(k)
+            case c.SearchNot(key=inner):
+                stack.append(inner)
+            case c.SearchOr(left=a, right=b):
+                stack += [a, b]
+            case c.SearchAnd(keys=keys):
+                stack += keys
+            case _:
+                pass
+    return out
+
+
+def search_needs(key: c.SearchKey, known: Known | None = None) -> SearchNeeds:
+    """What must be loaded to evaluate ``key`` (keys in ``known`` need nothing)."""
     facts = header = False
     stack: list[c.SearchKey] = [key]
     while stack:
         k = stack.pop()
+        if known and k in known:
+            continue
         match k:
             case c.SearchText(field=f):
                 if f in _HEADER_TEXT:
@@ -150,7 +175,13 @@ def _text(msg: SearchMessage, field: str, value: str) -> bool:
             )
 
 
-def matches(key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int) -> bool:
+Known = Mapping[c.SearchKey, AbstractSet[int]]
+"""Answers the server worked out elsewhere (a text index): key -> matching UIDs."""
+
+
+def matches(
+    key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int, known: Known | None = None
+) -> bool:
     """Whether ``msg`` satisfies ``key``.
 
     Args:
@@ -158,10 +189,14 @@ def matches(key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int) ->
         msg: the message, with what :func:`search_needs` asked for loaded.
         max_seq: the number of messages (``*`` in a sequence set).
         max_uid: the highest UID (``*`` in a UID set).
+        known: keys already answered for a set of UIDs (see :data:`Known`);
+            such a key is answered by membership instead of evaluation.
     """
+    if known and key in known:
+        return msg.uid in known[key]
     match key:
         case c.SearchAnd(keys=keys):
-            return all(matches(k, msg, max_seq, max_uid) for k in keys)
+            return all(matches(k, msg, max_seq, max_uid, known) for k in keys)
         case c.SearchFlag(flag=flag, present=present):
             return _has_flag(msg.flags, flag) == present
         case c.SearchText(field=field, value=value):
@@ -188,40 +223,48 @@ def matches(key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int) ->
         case c.SearchModseq(modseq=modseq):
             return msg.modseq >= modseq
         case c.SearchNot(key=inner):
-            return not matches(inner, msg, max_seq, max_uid)
+            return not matches(inner, msg, max_seq, max_uid, known)
         case c.SearchOr(left=a, right=b):
-            return matches(a, msg, max_seq, max_uid) or matches(b, msg, max_seq, max_uid)
+            return matches(a, msg, max_seq, max_uid, known) or matches(
+                b, msg, max_seq, max_uid, known
+            )
     raise AssertionError(f"unknown search key {key!r}")  # pragma: no cover
 
 
-def prefilter(key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int) -> bool | None:
+def prefilter(
+    key: c.SearchKey, msg: SearchMessage, max_seq: int, max_uid: int, known: Known | None = None
+) -> bool | None:
     """What ``key`` says about ``msg`` from its folder entry alone, before loading more.
 
     Three-valued: True or False when the answer does not depend on the facts
-    or the header (numbers, flags, sizes, internal dates, modseq), None when it
-    does.  The server loads facts and octets only for messages that come out
-    None, so ``SEARCH 1:10000 TEXT x`` in a 100,000-message folder reads 10,000.
+    or the header (numbers, flags, sizes, internal dates, modseq, and keys in
+    ``known``), None when it does.  The server loads facts and octets only
+    for messages that come out None, so ``SEARCH 1:10000 TEXT x`` in a
+    100,000-message folder reads 10,000 at most (none when a text index
+    answered TEXT).
     """
+    if known and key in known:
+        return msg.uid in known[key]
     match key:
         case c.SearchAnd(keys=keys):
             result: bool | None = True
             for k in keys:
-                r = prefilter(k, msg, max_seq, max_uid)
+                r = prefilter(k, msg, max_seq, max_uid, known)
                 if r is False:
                     return False
                 if r is None:
                     result = None
             return result
         case c.SearchOr(left=a, right=b):
-            ra = prefilter(a, msg, max_seq, max_uid)
+            ra = prefilter(a, msg, max_seq, max_uid, known)
             if ra is True:
                 return True
-            rb = prefilter(b, msg, max_seq, max_uid)
+            rb = prefilter(b, msg, max_seq, max_uid, known)
             if rb is True:
                 return True
             return False if ra is False and rb is False else None
         case c.SearchNot(key=inner):
-            r = prefilter(inner, msg, max_seq, max_uid)
+            r = prefilter(inner, msg, max_seq, max_uid, known)
             return None if r is None else not r
         case c.SearchText() | c.SearchHeader() | c.SearchDate(sent=True):
             return None
