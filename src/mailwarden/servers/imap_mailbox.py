@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -40,6 +39,7 @@ from mailwarden.proto.imap.responses import (
 )
 from mailwarden.proto.imap.session import ImapSession
 from mailwarden.servers import imap_search
+from mailwarden.servers.imap_prefetch import chunked, load_ahead
 from mailwarden.servers.imap_recent import RecentTracker
 from mailwarden.store.base import (
     AccountId,
@@ -403,17 +403,13 @@ class SelectedFolder:
             session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
             return
         needs = fetch_needs(items)
-        chunks = [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
         pending = 0
-        # Load chunk k+1 while chunk k is rendered and written: the store works
-        # in its own threads, so reading overlaps the copying and the socket.
-        ahead: asyncio.Future[_Loaded] | None = None
-        try:
-            for k, chunk in enumerate(chunks):
-                loaded = await (ahead or self._load(chunk, needs.facts, needs.raw))
-                ahead = None
-                if k + 1 < len(chunks):
-                    ahead = asyncio.ensure_future(self._load(chunks[k + 1], needs.facts, needs.raw))
+
+        def load(chunk: Sequence[tuple[int, int]]) -> Awaitable[_Loaded]:
+            return self._load(chunk, needs.facts, needs.raw)
+
+        async with load_ahead(chunked(pairs, _CHUNK), load) as loaded_chunks:
+            async for chunk, loaded in loaded_chunks:
                 try:
                     parts = self._render_chunk(chunk, loaded, cmd, seen_now, modseq, needs)
                 except UnknownCte:
@@ -426,11 +422,6 @@ class SelectedFolder:
                 if pending >= _FLUSH_AT:
                     await flush()
                     pending = 0
-        finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ahead
         session.send(Tagged(cmd.tag, "OK", "FETCH completed"))
 
     async def _load(self, chunk: Sequence[tuple[int, int]], facts: bool, raw: bool) -> _Loaded:

@@ -24,8 +24,7 @@ and an answer made only of SAVE sends no ESEARCH (RFC 5182 §2.4).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,7 @@ from mailwarden.proto.imap.search import (
 )
 from mailwarden.proto.imap.session import ImapSession
 from mailwarden.proto.imap.sortthread import SortMessage, render_threads, sort_numbers, thread
+from mailwarden.servers.imap_prefetch import chunked, load_ahead
 
 if TYPE_CHECKING:
     from mailwarden.servers.imap_mailbox import SelectedFolder
@@ -177,15 +177,12 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
                 found.append(msg)
         undecided = rest
     needs = search_needs(key, known)
-    chunks = [undecided[i : i + _CHUNK] for i in range(0, len(undecided), _CHUNK)]
-    ahead: asyncio.Future[_Loaded] | None = None
-    try:
-        for k, chunk in enumerate(chunks):
-            loaded = await (ahead or _load(sel, [m.uid for m in chunk], needs))
-            ahead = None
-            if k + 1 < len(chunks):
-                ahead = asyncio.ensure_future(_load(sel, [m.uid for m in chunks[k + 1]], needs))
-            facts, raws = loaded
+
+    def load(chunk: Sequence[SearchMessage]) -> Awaitable[_Loaded]:
+        return _load(sel, [m.uid for m in chunk], needs)
+
+    async with load_ahead(chunked(undecided, _CHUNK), load) as loaded_chunks:
+        async for chunk, (facts, raws) in loaded_chunks:
             for msg in chunk:
                 f = facts.get(msg.uid)
                 if f is None:
@@ -199,11 +196,6 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
                 if matches(key, msg, max_seq, max_uid, known):
                     found.append(msg)
                 msg.header = None  # keep memory down
-    finally:
-        if ahead is not None and not ahead.done():
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ahead
     found.sort(key=lambda m: m.seq)
     return found
 
