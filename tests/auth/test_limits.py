@@ -60,6 +60,9 @@ def test_tripped_and_pressure() -> None:
     assert pressure(SourceCounts(), POLICY) == 0.0
     assert pressure(SourceCounts(5, 0, 0), POLICY) == 0.5
     assert pressure(SourceCounts(0, 0, 1000), POLICY) == 1.0
+    # Knocking on a full line again and again counts against a source too.
+    assert pressure(SourceCounts(), POLICY, recent_sheds=3) == pytest.approx(0.3)
+    assert pressure(SourceCounts(0, 0, 1000), POLICY, recent_sheds=50) == 2.0
 
 
 def test_failure_delay_doubles_after_a_free_typo() -> None:

@@ -13,8 +13,9 @@ and tested on one screen (mox's limiter takes time as an argument too).
 * **Distinct failures.**  Counts are of distinct (user, password) pairs, so a
   phone retrying an old password costs its office one failure, not hundreds.
 * **Pressure** is how close a source is to a ban, 0 for a source with no
-  failures; the verification queue serves low pressure first, so a new client
-  from a clean network overtakes a guesser that already failed.
+  failures, plus a little for each recent "try later"; the verification queue
+  serves low pressure first, so a new client from a clean network overtakes a
+  guesser that already failed or keeps knocking on a full line.
 * **Delays** after failures double with the host's failures (the first is
   free: a typo), up to a maximum;
   they are timers in the caller, never held threads or pool slots.
@@ -158,12 +159,16 @@ def tripped(counts: SourceCounts, policy: AuthPolicy) -> tuple[Scope, ...]:
     )
 
 
-def pressure(counts: SourceCounts, policy: AuthPolicy) -> float:
-    """How close the source is to a ban: 0 (no failures) to 1 (at a limit)."""
-    return min(
-        1.0,
-        max(counts.of(scope) / max(1, limit_of(scope, policy)) for scope in _SOURCE_SCOPES),
-    )
+def pressure(counts: SourceCounts, policy: AuthPolicy, recent_sheds: int = 0) -> float:
+    """How suspect a source is, for ordering the verification line: lower goes first.
+
+    0 for a source with no failures and no recent "try later"; the share of
+    the way to a ban (up to 1) for failures, plus 0.1 per recent shed (up to
+    1 more), so that sources which keep knocking on a full line fall behind
+    one that arrives for the first time.
+    """
+    failures = max(counts.of(scope) / max(1, limit_of(scope, policy)) for scope in _SOURCE_SCOPES)
+    return min(1.0, failures) + min(1.0, 0.1 * max(0, recent_sheds))
 
 
 def failure_delay(host_failures: int, policy: AuthPolicy) -> float:

@@ -538,6 +538,11 @@ class AuthService:
         attempt.counts = SourceCounts(*await self.counters.count(keys, now, self.policy.window))
         delay = failure_delay(attempt.counts.host, self.policy)
         host_net = attempt.scopes[0][1]
+        if attempt.lane is Lane.UNKNOWN:
+            (sheds,) = await self.counters.count(
+                ["sh:" + _net_text(host_net)], now, self.policy.shed_window
+            )
+            priority = pressure(attempt.counts, self.policy, sheds)
 
         # 3. the unknown lane's limits, still before any hashing
         if attempt.lane is Lane.UNKNOWN:
@@ -555,7 +560,6 @@ class AuthService:
                 return await self._shed(later, service, now, "source", host_net), attempt.lane
 
             # Saturated: answer now, before the account lookup costs a database read.
-            priority = pressure(attempt.counts, self.policy)
             reserve = min(self.policy.known_reserve, self.pool.capacity // 4)
             if not self.pool.would_admit(reserve=reserve, priority=priority):
                 later = TryLater(
@@ -613,7 +617,6 @@ class AuthService:
         if attempt.lane is Lane.KNOWN:
             priority, reserve = -1.0, 0
         else:
-            priority = pressure(attempt.counts, self.policy)
             # A small pool cannot spare many slots; keep at least 3/4 for everyone.
             reserve = min(self.policy.known_reserve, self.pool.capacity // 4)
             self._pending[host_net] = self._pending.get(host_net, 0) + 1
