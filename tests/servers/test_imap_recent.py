@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from mailwarden.proto.imap import commands as c
 from mailwarden.servers.imap_recent import RecentTracker
-from mailwarden.servers.imap_search import to_save, with_saved
+from mailwarden.servers.imap_search import to_save
 from mailwarden.store.base import AccountId, FolderId
 
 A, F = AccountId(1), FolderId(10)
@@ -34,12 +33,3 @@ def test_to_save() -> None:
     assert to_save(("SAVE", "MIN", "MAX"), [4, 2, 9]) == [4, 9]
     assert to_save(("SAVE", "MAX", "COUNT"), [4, 2, 9]) == [2, 4, 9]
     assert to_save(("SAVE", "MIN"), []) == []
-
-
-def test_with_saved() -> None:
-    saved = c.SequenceSet(((7, 7),))
-    dollar = c.SearchSet(False, c.SequenceSet((), saved=True))
-    key = c.SearchAnd((c.SearchOr(dollar, c.SearchNot(dollar)), c.SearchFlag("\\Seen", True)))
-    got = with_saved(key, saved)
-    uid7 = c.SearchSet(True, saved)
-    assert got == c.SearchAnd((c.SearchOr(uid7, c.SearchNot(uid7)), c.SearchFlag("\\Seen", True)))

@@ -7,7 +7,11 @@ the sans-I/O core, and answers each command event from the store
 here: the autologout timers (RFC 3501 §5.4: a short one before login, at least
 30 minutes after) and IDLE's wait for either the client's DONE or a change
 notification from the store's :class:`~mailwarden.store.base.ChangeHub`, so an
-idling client hears about new mail as soon as it is committed.
+idling client hears about new mail as soon as it is committed.  The handlers
+of a node share two things across sessions: folder snapshots (so idle
+sessions on one folder hold one copy) and the ``\\Recent`` boundaries
+(:mod:`mailwarden.servers.imap_recent`).  Responses are written with one
+vectored write per flush (:meth:`ImapSession.data_to_send_parts`).
 
 Errors: store domain errors become ``NO`` with the RFC 5530 code
 (:func:`reply_for`); anything else inside a command is our bug: it is logged

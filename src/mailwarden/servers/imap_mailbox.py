@@ -1,11 +1,20 @@
-"""The IMAP server's selected-mailbox commands: SELECT, FETCH, STORE, SEARCH, SORT,
-THREAD, COPY, MOVE, EXPUNGE, and the refresh that carries other sessions' changes.
+"""The IMAP server's selected-mailbox commands: SELECT, FETCH, STORE, COPY, MOVE,
+EXPUNGE, and the refresh that carries other sessions' changes.
 
-Split from :mod:`mailwarden.servers.imap` to keep files short.  The rules live
-in the pure modules of :mod:`mailwarden.proto.imap` (:mod:`~.mailbox` for
-sequence numbers and pending expunges, :mod:`~.fetch`, :mod:`~.search`,
-:mod:`~.sortthread`); this module loads from the store what they need, in
-chunks, and writes the answers through the session.
+Split from :mod:`mailwarden.servers.imap` to keep files short (SEARCH, SORT
+and THREAD are in :mod:`mailwarden.servers.imap_search`).  The rules live in
+the pure modules of :mod:`mailwarden.proto.imap` (:mod:`~.mailbox` for
+sequence numbers, pending expunges and ``\\Recent``, :mod:`~.fetch`); this
+module loads from the store what they need, in chunks kept loading ahead
+(:mod:`mailwarden.servers.imap_prefetch`), and writes the answers through
+the session.  FETCH hands message octets to the shell as separate pieces,
+so they reach the socket without being copied into one buffer.
+
+SELECT/EXAMINE answer by the session's protocol: RFC 3501 §6.3.1 (with
+``RECENT`` and ``UNSEEN``) or, once IMAP4rev2 is enabled, RFC 9051 §6.3.2 (a
+``LIST`` of the mailbox instead).  Which messages are ``\\Recent`` comes from
+the node's :class:`~mailwarden.servers.imap_recent.RecentTracker`.  ``$``
+(SEARCHRES) is kept here as UIDs and resolved by :meth:`SelectedFolder.select`.
 """
 
 from __future__ import annotations
@@ -340,11 +349,10 @@ class SelectedFolder:
                 pairs.append((seq, u))
         return pairs
 
-    def saved_set(self) -> c.SequenceSet:
-        """``$`` as a UID set of the saved messages still there."""
+    def saved_uids(self) -> set[int]:
+        """``$``: the saved messages still there, by UID."""
         view = self.view
-        uids = [u for u in self.saved if u in view.flags and u not in view.pending_expunge]
-        return c.SequenceSet(tuple((u, u) for u in uids))
+        return {u for u in self.saved if u in view.flags and u not in view.pending_expunge}
 
     def _pairs(
         self, cmd: c.Fetch | c.Store | c.Copy | c.Move, session: ImapSession

@@ -47,31 +47,13 @@ from mailwarden.servers.imap_prefetch import chunked, load_ahead
 if TYPE_CHECKING:
     from mailwarden.servers.imap_mailbox import SelectedFolder
 
-__all__ = ["matching", "search", "sort", "thread_command", "to_save", "with_saved"]
+__all__ = ["matching", "search", "sort", "thread_command", "to_save"]
 
 _CHUNK = 512  # messages loaded per store round trip
 _CHARSETS = ("UTF-8", "US-ASCII")
 _RECENT = frozenset({"\\Recent"})
+_DOLLAR = c.SequenceSet((), saved=True)
 _Loaded = tuple[dict[int, MessageFacts], dict[int, bytes]]
-
-
-def with_saved(key: c.SearchKey, saved: c.SequenceSet) -> c.SearchKey:
-    """``key`` with every ``$`` replaced by the saved UIDs (RFC 5182 §2.1).
-
-    ``$`` names messages, so in a SEARCH by message numbers it still means
-    those messages: a UID set says that whatever the command.
-    """
-    match key:
-        case c.SearchSet(set=seqs) if seqs.saved:
-            return c.SearchSet(True, saved)
-        case c.SearchAnd(keys=keys):
-            return c.SearchAnd(tuple(with_saved(k, saved) for k in keys))
-        case c.SearchOr(left=a, right=b):
-            return c.SearchOr(with_saved(a, saved), with_saved(b, saved))
-        case c.SearchNot(key=inner):
-            return c.SearchNot(with_saved(inner, saved))
-        case _:
-            return key
 
 
 def _uses_saved(key: c.SearchKey) -> bool:
@@ -139,8 +121,13 @@ async def _load(sel: SelectedFolder, uids: list[int], needs: SearchNeeds) -> _Lo
 async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]:
     """The messages of the session's view that satisfy ``key``, by number."""
     view = sel.view
+    # Keys answered by UID membership: "$" (RFC 5182 §2.1: it names messages,
+    # so in a SEARCH by message numbers too), then TEXT and BODY (below)
+    known: dict[c.SearchKey, AbstractSet[int]] = {}
     if _uses_saved(key):
-        key = with_saved(key, sel.saved_set())
+        saved = sel.saved_uids()
+        for by_uid in (False, True):
+            known[c.SearchSet(by_uid, _DOLLAR)] = saved
     max_seq, max_uid = view.exists, view.max_uid
     found: list[SearchMessage] = []
     undecided: list[SearchMessage] = []
@@ -153,7 +140,7 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
         if recent and uid in recent:
             flags = flags | _RECENT
         msg = SearchMessage(seq, uid, flags, e.internal_date, e.size, vmodseqs.get(uid, e.modseq))
-        verdict = prefilter(key, msg, max_seq, max_uid)
+        verdict = prefilter(key, msg, max_seq, max_uid, known)
         if verdict is None:
             undecided.append(msg)
         elif verdict:
@@ -161,13 +148,13 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
     if not undecided:
         return found
     # TEXT and BODY from the store's text index, for the undecided messages only
-    known: dict[c.SearchKey, AbstractSet[int]] = {}
     uids = [m.uid for m in undecided]
-    for tk in dict.fromkeys(text_keys(key)):
+    indexed = dict.fromkeys(text_keys(key))
+    for tk in indexed:
         known[tk] = await sel.store.search_text(
             sel.account, sel.folder_id, tk.value, header=tk.field == "TEXT", body=True, uids=uids
         )
-    if known:
+    if indexed:
         rest: list[SearchMessage] = []
         for msg in undecided:
             verdict = prefilter(key, msg, max_seq, max_uid, known)

@@ -245,3 +245,25 @@ def test_sequence_set() -> None:
     assert s.contains(4, 11)
     assert not s.contains(9, 11)
     assert list(S(((1, None),)).iter_numbers(0)) == []
+
+
+def test_utf8_names_once_enabled() -> None:
+    # RFC 6855 §3, RFC 9051 §5.1: names are UTF-8, "&" is just a character
+    assert parse_command(b'a LIST "A&B/" "Entw\xc3\xbcrfe*"', utf8=True) == c.List(
+        "a", "A&B/", ("Entwürfe*",)
+    )
+    assert parse_command(b"a SELECT A&B", utf8=True) == c.Select("a", "A&B")
+    assert parse_command(b"a SELECT inbox", utf8=True) == c.Select("a", "INBOX")
+    for wire in (b'a SELECT "\xff"', b'a LIST "\xff" *'):
+        with pytest.raises(BadCommand):
+            parse_command(wire, utf8=True)
+
+
+def test_qresync_parameters() -> None:
+    cmd = parse_command(b"a SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211 (1,3 41,43)))")
+    assert isinstance(cmd, c.Select) and cmd.qresync is not None
+    assert cmd.qresync.known_uids == c.SequenceSet(((41, 211),))
+    assert cmd.qresync.seq_match == (
+        c.SequenceSet(((1, 1), (3, 3))),
+        c.SequenceSet(((41, 41), (43, 43))),
+    )

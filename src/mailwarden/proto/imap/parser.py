@@ -289,10 +289,13 @@ class Parser(SelectedRules):
 
     def mailbox_ref(self) -> str:
         """A LIST/LSUB reference: like a mailbox but without INBOX folding."""
-        quoted = self.peek() in (0x22, 0x7B, 0x7E)
         raw = self.astring()
-        if self.utf8 and quoted and any(b > 0x7E for b in raw):
-            return raw.decode("utf-8", "replace")
+        if self.utf8:
+            # RFC 6855 §3, RFC 9051 §5.1: UTF-8, as mailbox names are then
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.fail("Reference name is not valid UTF-8") from None
         try:
             return decode_mutf7(raw)
         except MUtf7Error as exc:

@@ -25,7 +25,14 @@ What the session answers itself (the application never sees these):
   the password path knows nothing of the mechanism;
 * LOGINDISABLED: before TLS, LOGIN and AUTHENTICATE get
   ``NO [PRIVACYREQUIRED]`` unless cleartext login is allowed (RFC 3501 §6.2.3,
-  RFC 5530).
+  RFC 5530);
+* SELECT/EXAMINE with a QRESYNC parameter before ``ENABLE QRESYNC``
+  (``BAD``, RFC 7162 §3.2.5).
+
+IMAP4rev1 and IMAP4rev2 are both advertised; ``ENABLE IMAP4rev2`` (RFC 9051)
+turns on :attr:`rev2`, which the application reads to answer by RFC 9051
+(ESEARCH for SEARCH, no ``\\Recent``, a LIST in SELECT, UID in unsolicited
+FETCH), and makes mailbox names UTF-8 (:attr:`utf8`, as UTF8=ACCEPT does).
 
 The state (:class:`State`) moves on the application's tagged answer: ``OK`` to
 a login -> AUTHENTICATED; ``OK`` to SELECT/EXAMINE -> SELECTED and ``NO`` ->
