@@ -462,3 +462,42 @@ async def test_search_text_finds_substrings_in_header_and_body(store: Store) -> 
     assert await find("revenue") == {1}
     with pytest.raises(NotFound):
         await store.search_text(other.id, inbox.id, "revenue")
+
+
+async def test_folder_counts_stay_exact(store: Store) -> None:
+    account = await make_account(store)
+    for i in range(6):
+        await store.append(account.id, "INBOX", message(f"m{i}"), flags=["\\Seen"] if i % 2 else [])
+    inbox = await store.get_folder(account.id, "INBOX")
+    await store.store_flags(account.id, inbox.id, [1, 2, 3], ["\\Deleted", "\\Seen"], FlagMode.ADD)
+    await store.store_flags(account.id, inbox.id, [4], ["\\Seen"], FlagMode.REMOVE)
+    await store.copy(account.id, inbox.id, [5, 6], "Archive")
+    await store.move(account.id, inbox.id, [4], "Archive")
+    await store.expunge(account.id, inbox.id, [1])
+    for name in ("INBOX", "Archive"):
+        folder = await store.get_folder(account.id, name)
+        entries = await store.list_entries(account.id, folder.id)
+        status = await store.folder_status(account.id, name)
+        assert status.messages == len(entries)
+        assert status.unseen == sum("\\Seen" not in e.flags for e in entries)
+        assert status.deleted == sum("\\Deleted" in e.flags for e in entries)
+        assert status.size == sum(e.size for e in entries)
+
+
+async def test_summaries_by_uid_and_by_conversation(store: Store) -> None:
+    account = await make_account(store)
+    root = message("plan")
+    reply = (
+        b"From: b@x.test\r\nSubject: Re: plan\r\nMessage-ID: <r1@x.test>\r\n"
+        b"In-Reply-To: <plan@x.test>\r\nReferences: <plan@x.test>\r\n\r\nok\r\n"
+    )
+    for raw in (root, message("other"), reply):
+        await store.append(account.id, "INBOX", raw)
+    inbox = await store.get_folder(account.id, "INBOX")
+    assert [s.subject for s in await store.get_summaries(account.id, inbox.id, [3, 1, 9])] == [
+        "plan",
+        "Re: plan",
+    ]
+    [first] = await store.get_summaries(account.id, inbox.id, [1])
+    thread = await store.thread_summaries(account.id, inbox.id, first.thread_key)
+    assert [s.entry.uid for s in thread] == [1, 3]

@@ -788,6 +788,18 @@ class MailStore(Protocol):
         """
         ...
 
+    async def get_summaries(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+    ) -> list[MessageSummary]:
+        """Summaries of the given UIDs that exist, by UID (search results)."""
+        ...
+
+    async def thread_summaries(
+        self, account: AccountId, folder_id: FolderId, thread_key: str
+    ) -> list[MessageSummary]:
+        """Every message of one conversation in a folder, oldest first."""
+        ...
+
 
 class Store(AdminStore, MailStore, Protocol):
     """The whole store: admin operations plus per-account mail."""

@@ -511,6 +511,18 @@ class SqliteStore:
         """Bring the search index up to date now (it otherwise follows within a second)."""
         await asyncio.to_thread(self._index.catch_up)
 
+    async def get_summaries(
+        self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+    ) -> list[MessageSummary]:
+        return await self._db.read(lambda c: mail.get_summaries(c, account, folder_id, uids))
+
+    async def thread_summaries(
+        self, account: AccountId, folder_id: FolderId, thread_key: str
+    ) -> list[MessageSummary]:
+        return await self._db.read(
+            lambda c: mail.thread_summaries(c, account, folder_id, thread_key)
+        )
+
     async def get_entries(
         self, account: AccountId, folder_id: FolderId, uids: Sequence[int]
     ) -> list[MessageEntry]:

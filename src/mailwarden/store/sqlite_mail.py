@@ -288,13 +288,11 @@ def folder_status(conn: sqlite3.Connection, account: AccountId, name: str) -> Fo
 
 
 def status_of(conn: sqlite3.Connection, folder: Folder) -> FolderStatus:
-    """Counts of a folder already looked up."""
+    """Counts of a folder already looked up (kept by triggers, migration 0012)."""
     row = conn.execute(
-        "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(flags & ? = 0), 0),"
-        " coalesce(sum(flags & ? != 0), 0) FROM entries WHERE folder_id = ?",
-        (SEEN, DELETED, folder.id),
+        "SELECT messages, unseen, size_total, deleted FROM folders WHERE id = ?", (folder.id,)
     ).fetchone()
-    return FolderStatus(folder, int(row[0]), int(row[2]), int(row[1]), int(row[3]))
+    return FolderStatus(folder, int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 # --- quota -------------------------------------------------------------------
@@ -707,6 +705,27 @@ _SORT_SQL = {
 }
 
 
+_SUMMARY_SELECT = (
+    "SELECT e.uid, e.message_id, e.flags, e.keywords, e.internal_date, e.size, e.modseq,"
+    " m.subject, m.from_name, m.from_addr, m.to_addrs, m.sent_date, m.preview,"
+    " m.has_attachments, m.thread_key FROM entries e JOIN messages m ON m.id = e.message_id"
+)
+
+
+def _summary(row: tuple[Any, ...]) -> MessageSummary:
+    return MessageSummary(
+        entry=_entry(row[:7]),
+        subject=row[7],
+        from_name=row[8],
+        from_addr=row[9],
+        to=tuple(row[10].split("\n")) if row[10] else (),
+        date=row[11],
+        preview=row[12],
+        has_attachments=bool(row[13]),
+        thread_key=row[14],
+    )
+
+
 def list_summaries(
     conn: sqlite3.Connection,
     account: AccountId,
@@ -717,35 +736,45 @@ def list_summaries(
     limit: int,
 ) -> tuple[int, list[MessageSummary]]:
     """One page of a folder (see ``MailStore.list_summaries``)."""
-    folder_by_id(conn, account, folder_id)
+    folder = folder_by_id(conn, account, folder_id)
     order = _SORT_SQL.get(sort)
     if order is None:
         raise ValueError(f"unknown sort key {sort!r}")
     direction = "DESC" if descending else "ASC"
-    total = conn.execute("SELECT count(*) FROM entries WHERE folder_id = ?", (folder_id,))
     rows = conn.execute(
-        f"SELECT e.uid, e.message_id, e.flags, e.keywords, e.internal_date, e.size, e.modseq,"
-        f" m.subject, m.from_name, m.from_addr, m.to_addrs, m.sent_date, m.preview,"
-        f" m.has_attachments, m.thread_key"
-        f" FROM entries e JOIN messages m ON m.id = e.message_id WHERE e.folder_id = ?"
+        f"{_SUMMARY_SELECT} WHERE e.folder_id = ?"
         f" ORDER BY {order} {direction}, e.uid {direction} LIMIT ? OFFSET ?",
         (folder_id, max(0, limit), max(0, offset)),
     ).fetchall()
-    page = [
-        MessageSummary(
-            entry=_entry(row[:7]),
-            subject=row[7],
-            from_name=row[8],
-            from_addr=row[9],
-            to=tuple(row[10].split("\n")) if row[10] else (),
-            date=row[11],
-            preview=row[12],
-            has_attachments=bool(row[13]),
-            thread_key=row[14],
+    return status_of(conn, folder).messages, [_summary(row) for row in rows]
+
+
+def get_summaries(
+    conn: sqlite3.Connection, account: AccountId, folder_id: FolderId, uids: Sequence[int]
+) -> list[MessageSummary]:
+    """Summaries of the given UIDs that exist, by UID."""
+    folder_by_id(conn, account, folder_id)
+    out: list[MessageSummary] = []
+    for chunk in _chunks(sorted(set(uids))):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"{_SUMMARY_SELECT} WHERE e.folder_id = ? AND e.uid IN ({marks}) ORDER BY e.uid",
+            (folder_id, *chunk),
         )
-        for row in rows
-    ]
-    return int(total.fetchone()[0]), page
+        out += [_summary(row) for row in rows]
+    return out
+
+
+def thread_summaries(
+    conn: sqlite3.Connection, account: AccountId, folder_id: FolderId, thread_key: str
+) -> list[MessageSummary]:
+    """Every message of one conversation in a folder, oldest first."""
+    folder_by_id(conn, account, folder_id)
+    rows = conn.execute(
+        f"{_SUMMARY_SELECT} WHERE m.thread_key = ? AND e.folder_id = ? ORDER BY e.sort_date, e.uid",
+        (thread_key, folder_id),
+    ).fetchall()
+    return [_summary(row) for row in rows]
 
 
 def enqueue_outbound(
