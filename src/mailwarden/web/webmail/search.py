@@ -1,13 +1,13 @@
 """Searching a folder (or all folders) by sender, recipient, subject, body and date.
 
-The store has no search index yet, so a search walks the folder's summaries
-newest first, a page at a time (the cheap fields: sender, recipients,
-subject, date), and loads the stored facts (their ``text``, the decoded body
-of every text part) only for messages still in the running after the cheap
-test.  Work is bounded: at most :data:`SCAN_LIMIT` messages are examined and
-:data:`RESULT_LIMIT` returned; the result says when it stopped early.  A
-store-side full-text index (FTS5 / tsvector) would replace :func:`search`
-with one query behind the same signature.
+Each text criterion asks the store's full-text index
+(:meth:`~mailwarden.store.base.MailStore.search_text`: header or decoded body,
+case-insensitive substrings) for the UIDs that contain it; the intersection's
+summaries are then checked exactly against the fields the user named (the
+header index also finds a sender's name in, say, a Received: line, so the
+summary test keeps "from" meaning the sender).  A search by dates alone walks
+the folder's summaries, at most :data:`SCAN_LIMIT` of them.  At most
+:data:`RESULT_LIMIT` hits are returned; the result says when it was cut.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ __all__ = ["RESULT_LIMIT", "SCAN_LIMIT", "Criteria", "Hit", "parse_day", "search
 
 SCAN_LIMIT = 50_000
 RESULT_LIMIT = 200
-_PAGE = 1000
-_FACTS_BATCH = 200
 
 
 def parse_day(value: str | None) -> int | None:
@@ -109,47 +107,53 @@ def _lower(c: Criteria) -> Criteria:
     )
 
 
+async def _folder_hits(
+    store: Store, account: AccountId, folder: Folder, c: Criteria
+) -> list[MessageSummary]:
+    """Matches in one folder, newest first, using the store's text index."""
+    uid_sets: list[set[int]] = []
+    body_hits: set[int] = set()
+    for needle in (c.from_, c.to, c.subject):
+        if needle:  # these live in the header; the summary check below is exact
+            uid_sets.append(await store.search_text(account, folder.id, needle, body=False))
+    if c.body:
+        uid_sets.append(await store.search_text(account, folder.id, c.body, header=False))
+    if c.text:
+        in_header = await store.search_text(account, folder.id, c.text, body=False)
+        body_hits = await store.search_text(account, folder.id, c.text, header=False)
+        uid_sets.append(in_header | body_hits)
+    if uid_sets:
+        uids = set.intersection(*uid_sets)
+        summaries = await store.get_summaries(account, folder.id, sorted(uids))
+    else:  # dates only: walk the folder's summaries
+        _total, summaries = await store.list_summaries(
+            account, folder.id, sort="date", descending=True, limit=SCAN_LIMIT
+        )
+    found = []
+    for summary in summaries:
+        verdict = _cheap(c, summary)
+        if verdict is None:
+            # The body decides: for c.body the index already said yes; for
+            # c.text the summary fields did not have it, so the body must.
+            verdict = not c.text or summary.entry.uid in body_hits
+        if verdict:
+            found.append(summary)
+    found.sort(key=lambda s: (s.date or s.entry.internal_date, s.entry.uid), reverse=True)
+    return found
+
+
 async def search(
     store: Store, account: AccountId, folders: list[Folder], criteria: Criteria
 ) -> tuple[list[Hit], bool]:
     """Find messages matching ``criteria`` in ``folders``, newest first per folder.
 
     Returns:
-        (hits, complete): ``complete`` is false when a limit stopped the search.
+        (hits, complete): ``complete`` is false when the result limit cut it.
     """
     c = _lower(criteria)
     hits: list[Hit] = []
-    scanned = 0
     for folder in folders:
-        offset = 0
-        while True:
-            total, page = await store.list_summaries(
-                account, folder.id, sort="date", descending=True, offset=offset, limit=_PAGE
-            )
-            pending: list[MessageSummary] = []
-            for summary in page:
-                verdict = _cheap(c, summary)
-                if verdict is True:
-                    hits.append(Hit(folder, summary))
-                elif verdict is None:
-                    pending.append(summary)
-            for start in range(0, len(pending), _FACTS_BATCH):
-                batch = pending[start : start + _FACTS_BATCH]
-                facts = await store.get_facts(account, folder.id, [s.entry.uid for s in batch])
-                for summary in batch:
-                    found = facts.get(summary.entry.uid)
-                    if found is None:
-                        continue
-                    text = found.text.lower()
-                    if c.body and c.body not in text:
-                        continue
-                    if c.text and c.text not in text:
-                        continue
-                    hits.append(Hit(folder, summary))
-            scanned += len(page)
-            offset += len(page)
-            if len(hits) >= RESULT_LIMIT or scanned >= SCAN_LIMIT:
-                return hits[:RESULT_LIMIT], False
-            if not page or offset >= total:
-                break
+        hits += [Hit(folder, s) for s in await _folder_hits(store, account, folder, c)]
+        if len(hits) > RESULT_LIMIT:
+            return hits[:RESULT_LIMIT], False
     return hits, True

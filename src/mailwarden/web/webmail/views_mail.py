@@ -257,13 +257,11 @@ async def _message_response(
 
 
 async def _conversation(ctx: Ctx, folder: Folder, uid: int) -> list[MessageSummary]:
-    _total, recent = await ctx.deps.store.list_summaries(
-        ctx.account.id, folder.id, sort="date", descending=False, limit=2000
-    )
-    key = next((s.thread_key for s in recent if s.entry.uid == uid), None)
-    if key is None:
+    store = ctx.deps.store
+    found = await store.get_summaries(ctx.account.id, folder.id, [uid])
+    if not found:
         return []
-    thread = [s for s in recent if s.thread_key == key]
+    thread = await store.thread_summaries(ctx.account.id, folder.id, found[0].thread_key)
     return thread if len(thread) > 1 else []
 
 
