@@ -103,5 +103,5 @@ def test_postmaster_is_an_address(tmp_path: Path) -> None:
     assert str(load_config(path, env={}).postmaster) == "hostmaster@example.net"
     assert load_config(env={}).postmaster is None
     path.write_text('[smtp]\npostmaster = "not an address"\n')
-    with pytest.raises(ConfigError, match="smtp.postmaster"):
+    with pytest.raises(ConfigError, match=r"smtp\.postmaster"):
         load_config(path, env={})
