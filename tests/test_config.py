@@ -105,3 +105,13 @@ def test_postmaster_is_an_address(tmp_path: Path) -> None:
     path.write_text('[smtp]\npostmaster = "not an address"\n')
     with pytest.raises(ConfigError, match=r"smtp\.postmaster"):
         load_config(path, env={})
+
+
+def test_the_login_policy_is_configurable(tmp_path: Path) -> None:
+    from mailwarden.auth.policy import AuthPolicy, policy_from_config
+
+    path = tmp_path / "mw.toml"
+    path.write_text("[auth]\nhost_failures = 5\nban_base = 60\n")
+    policy = policy_from_config(load_config(path, env={}))
+    assert policy == AuthPolicy(host_failures=5, ban_base=60.0)
+    assert policy_from_config(load_config(env={})) == AuthPolicy()

@@ -96,6 +96,166 @@ class AuthConfig:
     max_pending: int = setting(
         64, "Verifications allowed to wait for a worker before new ones are shed.", min=1
     )
+    # The login policy (mailwarden.auth.policy says how each is used).
+    window: float = setting(
+        900.0,
+        "How long a failure counts towards a limit (sliding window). In seconds.",
+        min=0,
+    )
+    host_failures: int = setting(
+        10,
+        "Distinct failures of one IPv4 address or IPv6 /64 before a ban.",
+        min=1,
+    )
+    site_failures: int = setting(
+        30,
+        "Distinct failures of one IPv4 /24 or IPv6 /48 before a ban.",
+        min=1,
+    )
+    wide_failures: int = setting(
+        100,
+        "Distinct failures of one IPv4 /16 or IPv6 /32 before a ban.",
+        min=1,
+    )
+    account_failures: int = setting(
+        30,
+        "Distinct failures of one account from unknown sources before its unknown lane"
+        " is held (TryLater) while they stay in the window.",
+        min=1,
+    )
+    account_hold_retry: float = setting(
+        60.0,
+        "``retry_after`` told to clients of a held account. In seconds.",
+        min=0,
+    )
+    ban_base: float = setting(
+        600.0,
+        "Length of a first ban. In seconds.",
+        min=0,
+    )
+    ban_factor: float = setting(
+        4.0,
+        "Each earlier ban of the network within ``ban_memory`` multiplies by this.",
+        min=0,
+    )
+    ban_max: float = setting(
+        86400.0,
+        "The longest automatic ban. In seconds.",
+        min=0,
+    )
+    ban_memory: float = setting(
+        604800.0,
+        "How far back earlier bans count for escalation. In seconds.",
+        min=0,
+    )
+    failure_delay_base: float = setting(
+        1.0,
+        "Delay before answering the first failure of a source. In seconds.",
+        min=0,
+    )
+    failure_delay_max: float = setting(
+        15.0,
+        "The longest delay; it doubles with each failure of the host. In seconds.",
+        min=0,
+    )
+    banned_delay: float = setting(
+        15.0,
+        "Delay before answering a banned source that is still connected. In seconds.",
+        min=0,
+    )
+    known_ttl: float = setting(
+        2592000.0,
+        "How long a successful (account, client network) stays known. In seconds.",
+        min=0,
+    )
+    known_prefix_v4: int = setting(
+        24,
+        "Prefix length of a known client's IPv4 network.",
+        min=1,
+    )
+    known_prefix_v6: int = setting(
+        64,
+        "Prefix length of a known client's IPv6 network.",
+        min=1,
+    )
+    known_failures: int = setting(
+        5,
+        "Distinct failures a known (account, network) may make before it loses its lane"
+        " until they leave the window.",
+        min=1,
+    )
+    device_token_ttl: float = setting(
+        7776000.0,
+        "Lifetime of a signed device token. In seconds.",
+        min=0,
+    )
+    success_cache_ttl: float = setting(
+        43200.0,
+        "How long a successful login spares the next one a hash. In seconds.",
+        min=0,
+    )
+    failure_cache_ttl: float = setting(
+        900.0,
+        "How long a failed (account, password) pair is answered without hashing again"
+        " (the phone with an old password). In seconds.",
+        min=0,
+    )
+    known_reserve: int = setting(
+        8,
+        "Verification slots the unknown lane may not take.",
+        min=1,
+    )
+    source_pending: int = setting(
+        4,
+        "Verifications one host may have queued or running at once.",
+        min=1,
+    )
+    shed_retry_after: float = setting(
+        5.0,
+        "``retry_after`` of a request shed by admission control. In seconds.",
+        min=0,
+    )
+    shed_delay_base: float = setting(
+        0.25,
+        'Delay of a source\'s second "try later" within shed_window; it doubles with each'
+        " one after (first: none). In seconds.",
+        min=0,
+    )
+    shed_window: float = setting(
+        10.0,
+        "How long a shed counts towards that delay. In seconds.",
+        min=0,
+    )
+    prelogin_host: int = setting(
+        32,
+        "Unauthenticated connections open at once from one host.",
+        min=1,
+    )
+    prelogin_site: int = setting(
+        128,
+        "The same for one /24 (IPv6 /48).",
+        min=1,
+    )
+    prelogin_wide: int = setting(
+        512,
+        "The same for one /16 (IPv6 /32).",
+        min=1,
+    )
+    prelogin_total: int = setting(
+        20000,
+        "Unauthenticated connections open at once on this node.",
+        min=1,
+    )
+    refresh_interval: float = setting(
+        1.0,
+        "How often the node reads changes made by the admin tools. In seconds.",
+        min=0,
+    )
+    stats_interval: float = setting(
+        2.0,
+        "How often the node publishes its live statistics. In seconds.",
+        min=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +581,8 @@ def _check_value(
     expected: type[Any] = hint if isinstance(hint, type) else str
     if isinstance(hint, types.GenericAlias):
         expected = typing.get_origin(hint) or list
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
         problems.append(f"{key}: expected {expected.__name__}, got {type(value).__name__}")
         return None

@@ -149,3 +149,13 @@ def test_the_console_script_reads_passwords_from_stdin_only(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     sample = subprocess.run([*base, "config", "sample"], env=env, capture_output=True, text=True)
     assert sample.returncode == 0 and "[imap]" in sample.stdout
+
+
+def test_user_app_password_commands(cli) -> None:
+    assert cli("init")[0] == 0
+    code, out, _ = cli("user", "app-password", "add", "demo@example.test", "--label", "phone")
+    assert code == 0 and "password:" in out
+    code, out, _ = cli("user", "app-password", "list", "demo@example.test")
+    assert code == 0 and "phone" in out
+    code, _, err = cli("user", "app-password", "list", "ghost@example.test")
+    assert code == 3 and err.count("\n") == 1

@@ -173,6 +173,11 @@ def _user_commands(sub: Any) -> None:
         user.add_parser(action, help=text).add_argument("address")
     rm = user.add_parser("remove", help="delete a mailbox and its mail")
     rm.add_argument("address")
+    from mailwarden.auth.cli import add_app_password_commands
+
+    add_app_password_commands(
+        user.add_parser("app-password", help="app passwords for IMAP, POP3 and SMTP")
+    )
 
 
 def _alias_commands(sub: Any) -> None:
@@ -357,13 +362,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             from mailwarden.app import serve
 
             return serve(config, with_status=not args.no_status)
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # command groups of other packages (and user app-password)
+            return int(handler(args, config) or 0)
         if args.command in _STORE_COMMANDS:
             command = _STORE_COMMANDS[args.command]
             return asyncio.run(_with_store(config, lambda s: command(args, config, s)))
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            parser.error(f"unknown command {args.command}")
-        return int(handler(args, config) or 0)
+        parser.error(f"unknown command {args.command}")
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"mailwarden: config: {problem}", file=sys.stderr)

@@ -1,9 +1,8 @@
 """The numbers behind every login decision, in one frozen dataclass.
 
-:class:`AuthPolicy` is the auth service's slice of the configuration.  Until
-its fields are part of ``mailwarden.config.AuthConfig`` the defaults here are
-the policy; :func:`policy_from_config` copies the fields that the
-configuration already has (the verification pool's size) and keeps the rest.
+:class:`AuthPolicy` is the auth service's slice of the configuration: every
+field is also a setting of ``[auth]`` (``mailwarden.config.AuthConfig``, with
+the same defaults), and :func:`policy_from_config` copies them.
 
 The defaults are chosen for a provider's front door on the public Internet:
 
@@ -102,7 +101,7 @@ class AuthPolicy:
 
 
 def policy_from_config(config: Config) -> AuthPolicy:
-    """The policy for a configuration (fields not yet in ``AuthConfig`` keep their defaults)."""
+    """The policy of a configuration's ``[auth]`` table."""
     auth = config.auth
     extra: dict[str, Any] = {}
     for name in AuthPolicy.__dataclass_fields__:
