@@ -91,6 +91,7 @@ class Node:
             sending_limits=SendingLimits(sub.max_messages_per_hour, sub.max_messages_per_day),
         )
         traffic = TrafficRecorder(config.data_path)
+        auth.on_attempt = lambda _service: traffic.count("logins")
         node = cls(config, store, auth, context, drain, traffic, AdminTokens(config.data_path))
         try:
             for name in PROTOCOL_MODULES:

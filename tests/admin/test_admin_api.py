@@ -13,6 +13,7 @@ from mailwarden.admin.cli import run
 from mailwarden.admin.tokens import AdminTokens
 from mailwarden.admin.traffic import TrafficRecorder, hour_of_week
 from mailwarden.app import Node
+from mailwarden.auth.service import Peer, Service
 from mailwarden.config import load_config
 from mailwarden.web.app import make_app
 
@@ -134,8 +135,10 @@ async def test_admin_api(node: Node) -> None:
         off = await client.post("/api/admin/drain", headers=auth, json={"drain": False})
         assert off.json()["drain"] is False
         node.traffic.count("logins", 3)
+        peer = Peer.from_host("127.0.0.1", Service.IMAP)
+        await node.auth.verify("demo@example.test", "wrong password", peer, wait=False)
         profile = (await client.get("/api/admin/traffic-profile", headers=auth)).json()
-        assert sum(profile["series"]["logins"]) == 0.75  # 3 over 4 weeks
+        assert sum(profile["series"]["logins"]) == 1.0  # 3 + 1 attempt over 4 weeks
         assert sum(profile["series"]["webmail_requests"]) == 0.75  # the 3 /login requests
         domains = (await client.get("/api/admin/domains", headers=auth)).json()
         assert [d["name"] for d in domains] == ["example.test"]

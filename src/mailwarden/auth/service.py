@@ -316,6 +316,8 @@ class AuthService:
         self.rates = Rates()
         self.top = TopOffenders()
         self.started = clock()
+        # Called with the service name at every login attempt (the traffic profile).
+        self.on_attempt: Callable[[str], None] | None = None
         self._pending: dict[IPNetwork, int] = {}
         self._shed_seq = itertools.count()
         self._known_written: dict[tuple[int, IPNetwork], float] = {}
@@ -499,6 +501,8 @@ class AuthService:
             raises for bad input: over-long or empty credentials are Rejected.
         """
         started = time.perf_counter()
+        if self.on_attempt is not None:
+            self.on_attempt(peer.service)
         outcome, lane = await self._decide(username, password, peer)
         _child(metrics.LOGIN_SECONDS, lane.value, type(outcome).__name__.lower()).observe(
             time.perf_counter() - started
