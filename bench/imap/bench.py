@@ -197,11 +197,26 @@ class Client:
         self.r, self.w, self.n = reader, writer, 0
 
     @classmethod
-    async def connect(cls, port: int) -> Client:
-        r, w = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
-        c = cls(r, w)
-        await r.readline()
-        return c
+    async def connect(cls, port: int, attempts: int = 5) -> Client:
+        """Connect and read the greeting, retrying a connection that never greets.
+
+        With thousands of clients connecting at once, a server's accept queue
+        (its listen backlog) overflows and the kernel drops the handshake's last
+        ACK: the client believes it is connected and waits forever.  A greeting
+        that does not come within 15 s is such a case; connect again.
+        """
+        for attempt in range(attempts):
+            r, w = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+            try:
+                async with asyncio.timeout(15):
+                    greeting = await r.readline()
+                if greeting:
+                    return cls(r, w)
+            except TimeoutError:
+                pass
+            w.close()
+            await asyncio.sleep(0.1 * (attempt + 1))
+        raise ConnectionError("no greeting")
 
     async def cmd(self, text: bytes, literal: bytes | None = None) -> bytes:
         self.n += 1

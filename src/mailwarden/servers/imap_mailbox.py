@@ -23,6 +23,7 @@ import asyncio
 import bisect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from mailwarden.mail.facts import MessageFacts
 from mailwarden.proto.imap import commands as c
@@ -65,7 +66,7 @@ from mailwarden.store.base import (
     StoreUnavailable,
 )
 
-__all__ = ["SelectedFolder", "SnapshotCache", "folder_list", "reply_for"]
+__all__ = ["FolderSnapshot", "SelectedFolder", "SnapshotCache", "folder_list", "reply_for"]
 
 _CHUNK = 256  # messages loaded per store round trip
 _FLUSH_AT = 1 << 20  # write out FETCH answers every megabyte
@@ -103,7 +104,23 @@ async def folder_list(store: MailStore, account: AccountId) -> list[ListFolder]:
 
 
 _Loaded = tuple[dict[int, MessageFacts], dict[int, bytes]]
-_CacheValue = tuple[int, int, Snapshot, dict[int, MessageEntry]]
+_CacheValue = tuple[int, int, "FolderSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSnapshot:
+    """One version of a folder as sessions start from it (shared, never changed).
+
+    Attributes:
+        view: UIDs, flags and modseqs (see :func:`~mailwarden.proto.imap.mailbox.snapshot`).
+        entries: the store's entries by UID.
+        first_unseen: number of the first message without ``\\Seen``, or None
+            (SELECT's ``UNSEEN`` code, worked out once per version).
+    """
+
+    view: Snapshot
+    entries: dict[int, MessageEntry]
+    first_unseen: int | None
 
 
 class SnapshotCache:
@@ -112,33 +129,35 @@ class SnapshotCache:
     A snapshot is valid for one (UIDVALIDITY, HIGHESTMODSEQ): any change makes
     a new one.  Sessions copy their own view on their first change, so ten
     thousand clients idling on one large INBOX hold one copy of it, not ten
-    thousand.  Bounded (least recently used out).
+    thousand, and SELECT costs them no pass over the folder.  Bounded (least
+    recently used out).
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self._items: OrderedDict[tuple[AccountId, FolderId], _CacheValue] = OrderedDict()
 
-    async def load(
-        self, store: MailStore, account: AccountId, folder: Folder
-    ) -> tuple[Snapshot, dict[int, MessageEntry]]:
+    async def load(self, store: MailStore, account: AccountId, folder: Folder) -> FolderSnapshot:
+        """The snapshot of ``folder`` as of its current HIGHESTMODSEQ."""
         key = (account, folder.id)
         hit = self._items.get(key)
         if hit is not None and hit[:2] == (folder.uidvalidity, folder.highestmodseq):
             self._items.move_to_end(key)
-            return hit[2], hit[3]
+            return hit[2]
         entries = await store.list_entries(account, folder.id)
+        snap = snapshot(entries)
+        uids, flags, _ = snap
+        first_unseen = next((i + 1 for i, u in enumerate(uids) if "\\Seen" not in flags[u]), None)
         value = (
             folder.uidvalidity,
             folder.highestmodseq,
-            snapshot(entries),
-            {e.uid: e for e in entries},
+            FolderSnapshot(snap, {e.uid: e for e in entries}, first_unseen),
         )
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
-        return value[2], value[3]
+        return value[2]
 
 
 class SelectedFolder:
@@ -190,11 +209,11 @@ class SelectedFolder:
             NotFound: no such folder.
         """
         folder = await store.get_folder(account, cmd.mailbox)
-        snap, entries = await cache.load(store, account, folder)
+        snap = await cache.load(store, account, folder)
         readonly = isinstance(cmd, c.Examine)
-        view = MailboxView.shared(folder.uidvalidity, snap, folder.highestmodseq, readonly)
+        view = MailboxView.shared(folder.uidvalidity, snap.view, folder.highestmodseq, readonly)
         rev2 = session.rev2
-        sel = cls(store, account, folder.id, view, entries, None if rev2 else recent)
+        sel = cls(store, account, folder.id, view, snap.entries, None if rev2 else recent)
         view.recent = set(sel._recent_from(0, folder.highestmodseq))
         flags = [
             b"* FLAGS " + _SYSTEM_FLAGS + b"\r\n",
@@ -210,11 +229,8 @@ class SelectedFolder:
         else:
             out = flags + out
             out.append(b"* %d RECENT\r\n" % len(view.recent))
-            first_unseen = next(
-                (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags[u]), None
-            )
-            if first_unseen is not None:
-                out.append(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
+            if snap.first_unseen is not None:
+                out.append(b"* OK [UNSEEN %d] First unseen\r\n" % snap.first_unseen)
         out.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity)
         out.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % folder.uidnext)
         # RFC 7162 §3.1.2.1: HIGHESTMODSEQ in every successful SELECT/EXAMINE
