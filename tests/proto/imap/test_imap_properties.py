@@ -20,6 +20,7 @@ from mailwarden.proto.imap.mutf7 import decode_mutf7, encode_mutf7
 from mailwarden.proto.imap.parser import parse_command
 from mailwarden.proto.imap.render import render_command
 from mailwarden.proto.imap.responses import Tagged
+from mailwarden.proto.imap.search import ordered_set
 from mailwarden.proto.imap.session import ImapSession
 
 tags = st.from_regex(r"[A-Za-z0-9.]{1,8}", fullmatch=True)
@@ -152,7 +153,9 @@ chunks = st.lists(
         st.sampled_from(
             [b"a LOGIN x y\r\n", b"{5}\r\n", b"{3+}\r\n", b"\r\n", b"b SELECT INBOX\r\n",
              b"c IDLE\r\n", b"DONE\r\n", b"d AUTHENTICATE PLAIN\r\n", b"*\r\n",
-             b"e COMPRESS DEFLATE\r\n", b"f FETCH 1:* (FLAGS)\r\n"]
+             b"e COMPRESS DEFLATE\r\n", b"f FETCH 1:* (FLAGS)\r\n", b"g ENABLE IMAP4rev2\r\n",
+             b"h ENABLE QRESYNC\r\n", b"i SELECT INBOX (QRESYNC (1 2 1:3 (1 3)))\r\n",
+             b"j SEARCH RETURN (SAVE) $\r\n", b'k CREATE "A&B"\r\n']
         ),
     ),
     max_size=20,
@@ -172,3 +175,14 @@ def test_session_never_raises(parts: list[bytes], cleartext: bool) -> None:
         session.data_to_send()
     session.receive_data(b"")
     _drive(session)
+
+
+@given(st.lists(st.integers(1, 50), unique=True))
+def test_ordered_set_keeps_order(numbers: list[int]) -> None:
+    # ESORT ALL (RFC 5267): reading the set element by element gives the order back
+    out: list[int] = []
+    for part in ordered_set(numbers).split(b","):
+        if part:
+            lo, _, hi = part.partition(b":")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    assert out == numbers
