@@ -418,28 +418,11 @@ async def move_maintenance(request: Request) -> Response:
 # -- incident templates and probe history -------------------------------------------------
 
 
-@guarded
-async def templates_page(request: Request) -> Response:
-    """Every incident template, and the form for a new one."""
+async def _templates(request: Request, name: str | None) -> Response:
+    """The template list with the form for ``name`` (a new template if None)."""
     session = await _require(request)
     svc = _service(request)
-    return _page(
-        request,
-        session,
-        "admin/templates.html",
-        templates=await _run(svc.incidents.templates),
-        chosen=None,
-        impacts=list(Impact),
-        incident_statuses=[s for s in IncidentStatus if s is not IncidentStatus.RESOLVED],
-    )
-
-
-@guarded
-async def template_page(request: Request) -> Response:
-    """The form to edit one template."""
-    session = await _require(request)
-    svc = _service(request)
-    chosen = await _run(svc.incidents.template, request.path_params["name"])
+    chosen = await _run(svc.incidents.template, name) if name is not None else None
     return _page(
         request,
         session,
@@ -449,6 +432,18 @@ async def template_page(request: Request) -> Response:
         impacts=list(Impact),
         incident_statuses=[s for s in IncidentStatus if s is not IncidentStatus.RESOLVED],
     )
+
+
+@guarded
+async def templates_page(request: Request) -> Response:
+    """Every incident template, and the form for a new one."""
+    return await _templates(request, None)
+
+
+@guarded
+async def template_page(request: Request) -> Response:
+    """The form to edit one template."""
+    return await _templates(request, request.path_params["name"])
 
 
 @guarded
