@@ -34,6 +34,7 @@ from mailwarden.proto.imap.responses import Tagged, Untagged
 from mailwarden.proto.imap.search import (
     SearchMessage,
     SearchNeeds,
+    candidate_ranges,
     esearch_response,
     matches,
     prefilter,
@@ -131,20 +132,24 @@ async def matching(sel: SelectedFolder, key: c.SearchKey) -> list[SearchMessage]
     max_seq, max_uid = view.exists, view.max_uid
     found: list[SearchMessage] = []
     undecided: list[SearchMessage] = []
-    vflags, vmodseqs, recent = view.flags, view.modseqs, view.recent
-    for seq, uid in enumerate(view.uids, 1):
-        e = sel.entry(uid)
-        if e is None:
-            continue
-        flags = vflags.get(uid, e.flags)
-        if recent and uid in recent:
-            flags = flags | _RECENT
-        msg = SearchMessage(seq, uid, flags, e.internal_date, e.size, vmodseqs.get(uid, e.modseq))
-        verdict = prefilter(key, msg, max_seq, max_uid, known)
-        if verdict is None:
-            undecided.append(msg)
-        elif verdict:
-            found.append(msg)
+    vuids, vflags, vmodseqs, recent = view.uids, view.flags, view.modseqs, view.recent
+    for first, last in candidate_ranges(key, vuids):
+        for seq in range(first, last + 1):
+            uid = vuids[seq - 1]
+            e = sel.entry(uid)
+            if e is None:
+                continue
+            flags = vflags.get(uid, e.flags)
+            if recent and uid in recent:
+                flags = flags | _RECENT
+            msg = SearchMessage(
+                seq, uid, flags, e.internal_date, e.size, vmodseqs.get(uid, e.modseq)
+            )
+            verdict = prefilter(key, msg, max_seq, max_uid, known)
+            if verdict is None:
+                undecided.append(msg)
+            elif verdict:
+                found.append(msg)
     if not undecided:
         return found
     # TEXT and BODY from the store's text index, for the undecided messages only

@@ -23,6 +23,7 @@ from mailwarden.proto.imap.mailbox import MailboxView
 from mailwarden.proto.imap.parser import parse_command
 from mailwarden.proto.imap.search import (
     SearchMessage,
+    candidate_ranges,
     esearch_response,
     matches,
     ordered_set,
@@ -270,3 +271,21 @@ def test_known_answers_stand_in_for_evaluation() -> None:
     assert prefilter(one.criteria, msg, 2, 8, {foo: {7}}) is True
     assert prefilter(one.criteria, other, 2, 8, {foo: {7}}) is False
     assert matches(one.criteria, other, 2, 8, {foo: {8}})
+
+
+def test_candidate_ranges() -> None:
+    uids = [2, 4, 6, 8, 10, 12]
+
+    def ranges(text: bytes) -> list[tuple[int, int]]:
+        cmd = parse_command(b"a SEARCH " + text)
+        assert isinstance(cmd, c.Search)
+        return candidate_ranges(cmd.criteria, uids)
+
+    assert ranges(b"TEXT x") == [(1, 6)]
+    assert ranges(b"2:3 TEXT x") == [(2, 3)]
+    assert ranges(b"2:9 UID 5:9") == [(3, 4)]  # UIDs 6 and 8 are messages 3 and 4
+    assert ranges(b"(1,5:*) (UID 1:4 SEEN)") == [(1, 1)]
+    assert ranges(b"OR 1 2") == [(1, 6)]  # only what must hold narrows
+    assert ranges(b"UID 13:20") == []
+    assert ranges(b"7:9") == []
+    assert candidate_ranges(c.SearchAnd(()), []) == []

@@ -12,6 +12,7 @@ flags when the server says it is recent for this session (RECENT, NEW, OLD).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "Known",
     "SearchMessage",
     "SearchNeeds",
+    "candidate_ranges",
     "esearch_response",
     "matches",
     "ordered_set",
@@ -270,6 +272,53 @@ def prefilter(
             return None
         case _:
             return matches(key, msg, max_seq, max_uid)
+
+
+def candidate_ranges(key: c.SearchKey, uids: Sequence[int]) -> list[tuple[int, int]]:
+    """The message numbers that can match ``key``, as ascending ``(first, last)`` ranges.
+
+    Only sequence and UID sets that must hold (the conjuncts of the top-level
+    AND, nested ANDs included) narrow the range; everything else is left to
+    :func:`prefilter` and :func:`matches`.  So ``SEARCH 1:10000 TEXT x`` in a
+    100,000-message folder looks at 10,000 messages, not at all of them.
+
+    Args:
+        key: the search key.
+        uids: the session's UIDs in message-number order.
+    """
+    n = len(uids)
+    ranges = [(1, n)] if n else []
+    stack: list[c.SearchKey] = [key]
+    while stack and ranges:
+        k = stack.pop()
+        if isinstance(k, c.SearchAnd):
+            stack.extend(k.keys)
+        elif isinstance(k, c.SearchSet) and not k.set.saved:
+            allowed: list[tuple[int, int]] = []
+            if k.uid:
+                for lo, hi in k.set.resolve(uids[-1]):
+                    first, last = bisect.bisect_left(uids, lo) + 1, bisect.bisect_right(uids, hi)
+                    if first <= last:
+                        allowed.append((first, last))
+            else:
+                allowed = [(lo, min(hi, n)) for lo, hi in k.set.resolve(n) if lo <= n]
+            ranges = _intersect(ranges, allowed)
+    return ranges
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    # both ascending and disjoint
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 def esearch_response(
