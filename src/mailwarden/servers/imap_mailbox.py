@@ -476,6 +476,16 @@ class SelectedFolder:
         entries, own, vflags, vmodseqs = self.entries, self.own, view.flags, view.modseqs
         recent = view.recent
         out: list[bytes] = []
+        if plan.body_only:
+            for seq, uid in chunk:
+                raw = raws.get(uid)
+                if raw is None or uid not in vflags:
+                    continue  # expunged meanwhile
+                added = None
+                if uid in seen_now:
+                    added = flags_bytes(view.shown_flags(uid, vflags[uid]))
+                plan.body(out, seq, uid, raw, added)
+            return out
         for seq, uid in chunk:
             ent = own.get(uid) or entries.get(uid)
             raw = raws.get(uid)

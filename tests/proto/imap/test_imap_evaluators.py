@@ -11,10 +11,12 @@ from mailwarden.mail.facts import compute_facts
 from mailwarden.proto.imap import commands as c
 from mailwarden.proto.imap.fetch import (
     FetchMessage,
+    FetchPlan,
     UnknownCte,
     fast_fetch_lines,
     fetch_needs,
     fetch_parts,
+    flags_bytes,
     render_fetch,
     section_bytes,
     sets_seen,
@@ -289,3 +291,25 @@ def test_candidate_ranges() -> None:
     assert ranges(b"UID 13:20") == []
     assert ranges(b"7:9") == []
     assert candidate_ranges(c.SearchAnd(()), []) == []
+
+
+@pytest.mark.parametrize(
+    "items", [b"BODY.PEEK[]", b"(UID BODY[])", b"RFC822", b"(BODY.PEEK[] UID)", b"(UID RFC822)"]
+)
+@pytest.mark.parametrize("uid", [False, True])
+@pytest.mark.parametrize("size", [10, 5000])
+def test_body_only_shortcut_renders_like_the_plan(items: bytes, uid: bool, size: int) -> None:
+    raw = b"x" * size
+    msg = FetchMessage(3, 9, frozenset({"\\Seen"}), 0, size, 1, None, raw)
+    plan = FetchPlan(fetch(items).items, uid=uid, modseq=False)
+    if items == b"(BODY.PEEK[] UID)":
+        assert not plan.body_only  # UID after the body: the general path keeps the order
+        return
+    assert plan.body_only
+    for seen in (False, True):
+        general: list[bytes] = [b"* 1 FETCH (UID 1)\r\n"]
+        plan.parts(general, msg, flags=seen)
+        short: list[bytes] = [b"* 1 FETCH (UID 1)\r\n"]
+        plan.body(short, 3, 9, raw, flags_bytes(msg.flags) if seen else None)
+        assert b"".join(short) == b"".join(general)
+    assert not FetchPlan(fetch(b"BODY.PEEK[]").items, uid=False, modseq=True).body_only

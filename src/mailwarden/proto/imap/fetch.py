@@ -270,7 +270,7 @@ class FetchPlan:
     write, and full-body FETCH is then hardly more than the store's read.
     """
 
-    __slots__ = ("_add_flags", "_add_modseq", "_add_uid", "_render")
+    __slots__ = ("_add_flags", "_add_modseq", "_add_uid", "_body_head", "_body_uid", "_render")
 
     def __init__(self, items: Sequence[c.FetchAtt], *, uid: bool, modseq: bool) -> None:
         """Plan a FETCH.
@@ -285,6 +285,45 @@ class FetchPlan:
         self._add_modseq = modseq and "MODSEQ" not in names
         self._add_flags = "FLAGS" not in names
         self._render = [_renderer(i) for i in items]
+        # The commonest download, "(UID) BODY.PEEK[]" / RFC822: one format per message
+        self._body_head: bytes | None = None
+        self._body_uid = False
+        whole = items[-1] if items else None
+        uid_first = len(items) == 2 and items[0].name == "UID"
+        if (
+            whole is not None
+            and _is_whole(whole)
+            and (len(items) == 1 or uid_first)
+            and not self._add_modseq
+        ):
+            self._body_uid = self._add_uid or uid_first
+            name = b"RFC822" if whole.name == "RFC822" else b"BODY[]"
+            start = b"* %d FETCH (UID %d " if self._body_uid else b"* %d FETCH ("
+            self._body_head = start + name + b" {%d}\r\n"
+
+    @property
+    def body_only(self) -> bool:
+        """The items are a whole message (and maybe UID): :meth:`body` renders them."""
+        return self._body_head is not None
+
+    def body(self, out: list[bytes], seq: int, uid: int, raw: bytes, flags: bytes | None) -> None:
+        """Append a body-only response (see :attr:`body_only`): a shortcut of :meth:`parts`.
+
+        Args:
+            flags: the rendered flag list to add (the fetch set ``\\Seen``), or None.
+        """
+        head = self._body_head
+        assert head is not None
+        line = head % (seq, uid, len(raw)) if self._body_uid else head % (seq, len(raw))
+        if out and len(out[-1]) < _SMALL:
+            line = out.pop() + line
+        tail = b" FLAGS " + flags + b")\r\n" if flags is not None else b")\r\n"
+        if len(raw) < _SMALL:
+            out.append(line + raw + tail)
+        else:
+            out.append(line)
+            out.append(raw)
+            out.append(tail)
 
     def parts(self, out: list[bytes], msg: FetchMessage, *, flags: bool = False) -> None:
         """Append the pieces of ``msg``'s FETCH response to ``out``.
@@ -319,9 +358,16 @@ class FetchPlan:
         out.append(head + b")\r\n")
 
 
+def _is_whole(item: c.FetchAtt) -> bool:
+    name = item.name
+    return name == "RFC822" or (
+        name == "BODY[]" and item.section == _WHOLE and item.partial is None
+    )
+
+
 def _renderer(item: c.FetchAtt) -> _Render:
     name = item.name
-    if name == "RFC822" or (name == "BODY[]" and item.section == _WHOLE and item.partial is None):
+    if _is_whole(item):
         prefix = b"RFC822 " if name == "RFC822" else b"BODY[] "
 
         def whole(msg: FetchMessage) -> tuple[bytes, bytes]:
