@@ -48,6 +48,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+# Pending handshakes the kernel may hold: asyncio's default (100) drops SYNs
+# when thousands of clients connect at once (a login flood, a node restart).
+BACKLOG = 1024
 
 
 def new_incident_id() -> str:
@@ -222,6 +225,7 @@ class Listener:
             self._accept,
             self.host,
             self.port,
+            backlog=BACKLOG,
             ssl=self.tls,
             limit=2**20,
             ssl_handshake_timeout=30 if self.tls else None,

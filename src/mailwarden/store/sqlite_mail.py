@@ -826,11 +826,19 @@ def search_text(
     found_ids, upto = index.candidates(needle, header=header, body=body)
     result: set[int] = set()
     unindexed: list[int] = []
-    for uid, message_id in conn.execute(
-        "SELECT uid, message_id FROM entries WHERE folder_id = ?", (folder_id,)
-    ):
-        if wanted is not None and uid not in wanted:
-            continue
+    if wanted is None:
+        pairs: Iterable[tuple[int, int]] = conn.execute(
+            "SELECT uid, message_id FROM entries WHERE folder_id = ?", (folder_id,)
+        )
+    else:
+        pairs = []
+        for chunk in _chunks(sorted(wanted)):
+            marks = ",".join("?" * len(chunk))
+            pairs += conn.execute(
+                f"SELECT uid, message_id FROM entries WHERE folder_id = ? AND uid IN ({marks})",
+                (folder_id, *chunk),
+            ).fetchall()
+    for uid, message_id in pairs:
         if message_id <= upto:
             if message_id in found_ids:
                 result.add(uid)
