@@ -66,6 +66,8 @@ ORPHAN_AGE = 3600.0
 # more than doubles the append rate of small mail.  Larger ones stay in files
 # so the database and its WAL do not churn through big attachments.
 INLINE_MAX = 256 * 1024
+# Messages up to this size are parsed on the event loop (see _prepare_async).
+INLINE_PARSE_MAX = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +348,18 @@ class SqliteStore:
             raise StoreUnavailable("the store cannot save messages right now") from None
         return _Prepared(blob, sha, facts, facts_json, None)
 
+    async def _prepare_async(self, raw: bytes) -> _Prepared:
+        """:meth:`_prepare`, on the event loop for small messages.
+
+        Parsing a small message costs about as much as handing it to a thread
+        and back (the GIL serialises the work either way), so only messages
+        that need a file write (never done on the loop) or a long parse go to
+        a worker thread.
+        """
+        if len(raw) <= min(INLINE_PARSE_MAX, self.inline_max):  # no file write either
+            return self._prepare(raw)
+        return await asyncio.to_thread(self._prepare, raw)
+
     def _insert(self, conn: sqlite3.Connection, prepared: _Prepared, refs: int) -> int:
         return mail.insert_message(
             conn,
@@ -385,7 +399,7 @@ class SqliteStore:
 
         if not await self._db.read(check):
             raise QuotaExceeded("the mailbox is over its quota")
-        prepared = await asyncio.to_thread(self._prepare, raw)
+        prepared = await self._prepare_async(raw)
 
         def op(conn: sqlite3.Connection, fx: Effects) -> AppendResult:
             target = mail.get_folder(conn, account, folder)
@@ -409,8 +423,8 @@ class SqliteStore:
         folder: str = "INBOX",
     ) -> tuple[dict[AccountId, AppendResult], QueuedMessage | None]:
         targets = list(dict.fromkeys(accounts))
-        local = await asyncio.to_thread(self._prepare, raw) if targets else None
-        remote = await asyncio.to_thread(self._prepare, outbound.raw) if outbound else None
+        local = await self._prepare_async(raw) if targets else None
+        remote = await self._prepare_async(outbound.raw) if outbound else None
         blobs = [p.blob for p in (local, remote) if p is not None]
         if not blobs:
             return {}, None
