@@ -136,6 +136,7 @@ class Database:
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-read")
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        self._open_readers(readers)
         # The writer never checkpoints (that would stall every commit behind a
         # copy of the WAL into the database); a thread of its own does it.
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -164,13 +165,29 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run_read, op)
 
-    def _run_read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    def _open_readers(self, count: int) -> None:
+        """Open every reader thread's connection now, so no request pays for it."""
+        gathered = threading.Barrier(count)
+
+        def warm() -> None:
+            self._reader_conn()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gathered.wait(timeout=5)  # one job per thread: each opens its own
+
+        for job in [self._readers.submit(warm) for _ in range(count)]:
+            job.result()
+
+    def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, readonly=True)
             self._local.conn = conn
             with self._reader_lock:
                 self._reader_conns.append(conn)
+        return conn
+
+    def _run_read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._reader_conn()
         try:
             conn.execute("BEGIN")
             return op(conn)

@@ -1,4 +1,4 @@
-"""Suite-wide rules.
+"""A pytest plugin (loaded with ``-p no_skips``, see pyproject.toml): no skips in CI.
 
 Under ``make test`` (which installs every client the tests drive) a skipped
 test is a failure: the skip markers exist for developers running pytest on a
