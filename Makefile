@@ -12,7 +12,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	scripts/install-test-deps
-	MAILWARDEN_TEST_NO_SKIPS=1 $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	PYTEST_NO_SKIPS=1 $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
