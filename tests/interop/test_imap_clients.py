@@ -295,7 +295,7 @@ async def _server_state(node: ImapNode) -> dict[str, list[tuple[frozenset[str], 
     return out
 
 
-@pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed")
+@pytest.mark.skipif(MBSYNC is None, reason="no mbsync; make test installs isync and fails on skips")
 async def test_mbsync_two_way_sync(tmp_path: Path) -> None:
     async with imap_node(tmp_path, trust_loopback=False) as node:
         account = node.accounts[USER]

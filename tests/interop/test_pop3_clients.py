@@ -137,7 +137,9 @@ async def test_poplib_auth_plain_continuation(tmp_path: Path) -> None:
 # --- fetchmail ---------------------------------------------------------------------
 
 FETCHMAIL = shutil.which("fetchmail")
-needs_fetchmail = pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail is not installed")
+needs_fetchmail = pytest.mark.skipif(
+    FETCHMAIL is None, reason="no fetchmail; make test installs it and fails on skips"
+)
 
 
 async def run_fetchmail(

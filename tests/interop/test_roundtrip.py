@@ -59,7 +59,9 @@ def swaks_has_tls() -> bool:
     return "TLS not available" not in out.stdout + out.stderr
 
 
-needs_swaks = pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")
+needs_swaks = pytest.mark.skipif(
+    SWAKS is None, reason="no swaks; make test installs it and fails on skips"
+)
 
 
 def the_message(sender: str) -> bytes:

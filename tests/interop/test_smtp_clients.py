@@ -142,7 +142,9 @@ async def test_smtplib_implicit_tls_login_and_queue(tmp_path: Path) -> None:
 # --- swaks ------------------------------------------------------------------------------
 
 SWAKS = shutil.which("swaks")
-needs_swaks = pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")
+needs_swaks = pytest.mark.skipif(
+    SWAKS is None, reason="no swaks; make test installs it and fails on skips"
+)
 
 
 def swaks_has_tls() -> bool:
